@@ -1,0 +1,1 @@
+"""Loopback stand-ins for the outside services the agent talks to, speaking their real protocols."""

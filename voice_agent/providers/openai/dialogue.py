@@ -1,0 +1,219 @@
+"""The agent's side of the conversation through streamed Chat Completions with tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from prompts import AgentDefinition
+from voice_agent.providers.base import ChatMessage, DialogueEvent, TextDelta, ToolCall
+from voice_agent.providers.openai.client import REQUEST_ERRORS, provider_error
+from voice_agent.providers.tools import tool_specs
+
+logger = logging.getLogger(__name__)
+
+
+def to_openai_messages(history: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Chat history in the Chat Completions message shape (assistant tool calls carry
+    their arguments re-encoded as JSON; tool results refer back by call id)."""
+    messages: list[dict[str, Any]] = []
+    for message in history:
+        if message.role == "tool":
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message.tool_call_id or "",
+                    "content": message.content or "",
+                }
+            )
+        elif message.role == "assistant" and message.tool_calls:
+            messages.append(
+                {
+                    "role": "assistant",
+                    # Null content is how the API expects a tool-only turn.
+                    "content": message.content or None,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {
+                                "name": call.name,
+                                "arguments": json.dumps(call.arguments),
+                            },
+                        }
+                        for call in message.tool_calls
+                    ],
+                }
+            )
+        else:
+            messages.append({"role": message.role, "content": message.content or ""})
+    return messages
+
+
+@dataclass(slots=True)
+class _PartialCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+class ToolCallAccumulator:
+    """Reassembles streamed tool-call fragments, keyed by their index (§5.1 of the
+    integration notes): id and name arrive once, arguments arrive in pieces."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, _PartialCall] = {}
+
+    def add(self, index: int, call_id: str | None, name: str | None, arguments: str | None) -> None:
+        partial = self._calls.get(index)
+        if partial is None:
+            partial = self._calls[index] = _PartialCall()
+        if call_id:
+            partial.id = call_id
+        if name:
+            partial.name = name
+        if arguments:
+            partial.arguments += arguments
+
+    def finish(self) -> list[ToolCall]:
+        calls: list[ToolCall] = []
+        for index in sorted(self._calls):
+            partial = self._calls[index]
+            if not partial.name:
+                logger.warning("dropping tool call %d without a name", index)
+                continue
+            calls.append(
+                ToolCall(
+                    id=partial.id or f"call_{index}",
+                    name=partial.name,
+                    arguments=_parse_arguments(partial.name, partial.arguments),
+                )
+            )
+        return calls
+
+
+def _parse_arguments(name: str, raw: str) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        arguments = json.loads(raw)
+    except json.JSONDecodeError:
+        logger.warning("tool call %s: arguments are not valid JSON: %.200r", name, raw)
+        return {}
+    if not isinstance(arguments, dict):
+        logger.warning("tool call %s: arguments are not a JSON object: %.200r", name, raw)
+        return {}
+    return arguments
+
+
+@dataclass(slots=True)
+class Usage:
+    """Tokens billed for one call's dialogue so far."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+
+
+class OpenAIDialogue:
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        timeout: float,
+        system_prompt: str,
+        tools: list[dict[str, Any]],
+        temperature: float | None = None,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._timeout = timeout
+        self._system = {"role": "system", "content": system_prompt}
+        self._tools = tools
+        self._temperature = temperature
+        self.usage = Usage()
+
+    async def respond(self, history: list[ChatMessage]) -> AsyncIterator[DialogueEvent]:
+        request: dict[str, Any] = {
+            "model": self._model,
+            "messages": [self._system, *to_openai_messages(history)],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "timeout": self._timeout,
+        }
+        if self._tools:
+            request["tools"] = self._tools
+        if self._temperature is not None:
+            request["temperature"] = self._temperature
+        calls = ToolCallAccumulator()
+        self.usage.requests += 1
+        try:
+            # Bounds the time to the response headers; the first chunk gets its own bound
+            # below, so a server that answers and then says nothing is caught too.
+            async with asyncio.timeout(self._timeout):
+                stream = await self._client.chat.completions.create(**request)
+            try:
+                chunks = stream.__aiter__()
+                while True:
+                    try:
+                        async with asyncio.timeout(self._timeout):
+                            chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    if chunk.usage is not None:
+                        self.usage.prompt_tokens += chunk.usage.prompt_tokens
+                        self.usage.completion_tokens += chunk.usage.completion_tokens
+                    for choice in chunk.choices:
+                        if choice.index != 0:
+                            continue
+                        delta = choice.delta
+                        for fragment in delta.tool_calls or ():
+                            function = fragment.function
+                            calls.add(
+                                fragment.index,
+                                fragment.id,
+                                function.name if function else None,
+                                function.arguments if function else None,
+                            )
+                        # A refusal is still what the agent says to the caller.
+                        text = delta.content or delta.refusal
+                        if text:
+                            yield TextDelta(text)
+                        if choice.finish_reason == "length":
+                            logger.warning("reply cut off at the token limit")
+            finally:
+                await stream.close()
+        except REQUEST_ERRORS as exc:
+            raise provider_error("llm", exc) from exc
+        for call in calls.finish():
+            yield call
+
+
+class OpenAIDialogueEngine:
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str = "gpt-4o",
+        timeout: float = 10.0,
+        temperature: float | None = None,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._timeout = timeout
+        self._temperature = temperature
+
+    def start(self, agent: AgentDefinition, variables: Mapping[str, str]) -> OpenAIDialogue:
+        return OpenAIDialogue(
+            self._client,
+            self._model,
+            self._timeout,
+            system_prompt=agent.render(agent.system_prompt, variables),
+            tools=tool_specs(agent.tools),
+            temperature=self._temperature,
+        )

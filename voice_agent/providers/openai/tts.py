@@ -1,0 +1,80 @@
+"""Text to speech through OpenAI's speech endpoint, streamed as raw 24 kHz PCM."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import openai
+
+from voice_agent.providers.openai.client import REQUEST_ERRORS, provider_error
+
+#: `response_format="pcm"` is headerless 24 kHz signed 16-bit little-endian mono.
+PCM_SAMPLE_RATE = 24_000
+
+#: Built-in voices; an agent file written for another engine (a Piper voice name, say)
+#: falls back to the configured default instead of failing every sentence with HTTP 400.
+OPENAI_VOICES = frozenset(
+    {
+        "alloy",
+        "ash",
+        "ballad",
+        "coral",
+        "echo",
+        "fable",
+        "onyx",
+        "nova",
+        "sage",
+        "shimmer",
+        "verse",
+        "marin",
+        "cedar",
+    }
+)
+
+
+class OpenAITextToSpeech:
+    sample_rate: int = PCM_SAMPLE_RATE
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str = "tts-1",
+        voice: str = "alloy",
+        timeout: float = 10.0,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._voice = voice
+        self._timeout = timeout
+
+    async def synthesize(self, text: str, voice: str | None = None) -> AsyncIterator[bytes]:
+        carry = b""
+        try:
+            # The SDK timeout bounds the wait for the response headers; the loop below
+            # bounds the first byte and every stall after it.
+            async with self._client.audio.speech.with_streaming_response.create(
+                model=self._model,
+                voice=voice if voice in OPENAI_VOICES else self._voice,
+                input=text,
+                response_format="pcm",
+                timeout=self._timeout,
+            ) as response:
+                pieces = response.iter_bytes().__aiter__()
+                while True:
+                    try:
+                        async with asyncio.timeout(self._timeout):
+                            piece = await anext(pieces)
+                    except StopAsyncIteration:
+                        break
+                    if carry:
+                        piece = carry + piece
+                        carry = b""
+                    # Network chunks may split a sample; samples must stay whole downstream.
+                    if len(piece) & 1:
+                        carry = piece[-1:]
+                        piece = piece[:-1]
+                    if piece:
+                        yield piece
+        except REQUEST_ERRORS as exc:
+            raise provider_error("tts", exc) from exc

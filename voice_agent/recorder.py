@@ -1,0 +1,85 @@
+"""The session sink of a running server: calls and turns to the write queue, figures to
+Prometheus. Never blocks: the write queue takes records synchronously."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from voice_agent.conversation.ports import CallEndedEvent, CallInfo, TurnEvent
+from voice_agent.metrics import Metrics
+from voice_agent.storage.records import CallEnded, CallStarted, TurnRecord
+from voice_agent.storage.write_queue import WriteQueue
+
+log = logging.getLogger(__name__)
+
+_FAILED_REASONS = frozenset({"error"})
+
+
+class CallRecorder:
+    def __init__(self, queue: WriteQueue, metrics: Metrics) -> None:
+        self._queue = queue
+        self._metrics = metrics
+
+    def call_started(self, call: CallInfo, at: datetime) -> None:
+        self._metrics.active_calls.inc()
+        self._queue.put(
+            CallStarted(
+                call_sid=call.call_sid,
+                tenant=call.tenant,
+                direction=call.direction,
+                from_number=call.from_number,
+                to_number=call.to_number,
+                agent=call.agent,
+                pipeline=call.pipeline,
+                started_at=at,
+                metadata={"stream_sid": call.stream_sid},
+            )
+        )
+
+    def turn(self, call: CallInfo, turn: TurnEvent) -> None:
+        self._metrics.turns.labels(turn.role).inc()
+        latency = turn.latency
+        timings: dict[str, float | None] = {}
+        if latency is not None:
+            timings = {
+                "endpointing_ms": latency.endpointing_ms,
+                "stt_ms": latency.stt_ms,
+                "llm_first_token_ms": latency.llm_first_token_ms,
+                "llm_ms": latency.llm_ms,
+                "tts_first_byte_ms": latency.tts_first_byte_ms,
+                "total_ms": latency.total_ms,
+                "server_ms": latency.server_ms,
+            }
+            stage = self._metrics.stage_ms
+            for name in ("endpointing", "stt", "llm_first_token", "tts_first_byte", "total"):
+                value = timings[f"{name}_ms"]
+                if value is not None:
+                    stage.labels(name).observe(value)
+            self._metrics.server_ms.observe(latency.server_ms)
+        record = TurnRecord(
+            call_sid=call.call_sid,
+            seq=turn.seq,
+            role=turn.role,
+            text=turn.text,
+            started_at=turn.started_at,
+            ended_at=turn.ended_at,
+            interrupted=turn.interrupted,
+            **timings,
+        )
+        self._queue.put(record)
+
+    def call_ended(self, call: CallInfo, event: CallEndedEvent) -> None:
+        self._metrics.active_calls.dec()
+        self._metrics.calls.labels(event.reason).inc()
+        status = "failed" if event.reason in _FAILED_REASONS else "completed"
+        self._queue.put(CallEnded(call.call_sid, event.ended_at, status, event.reason))
+
+    def greeting_sent(self, call: CallInfo, first_audio_ms: float) -> None:
+        self._metrics.greeting_ms.observe(first_audio_ms)
+
+    def barge_in(self, call: CallInfo, clear_ms: float) -> None:
+        self._metrics.clear_ms.observe(clear_ms)
+
+    def provider_error(self, call: CallInfo, stage: str) -> None:
+        self._metrics.provider_errors.labels(stage).inc()

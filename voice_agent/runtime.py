@@ -1,0 +1,160 @@
+"""Everything a running server shares between requests and calls, built once at start."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from prompts import AgentDefinition
+from prompts.loader import load_agents
+from voice_agent.conversation.phrases import PhraseCache
+from voice_agent.conversation.session import CallSession, SessionConfig
+from voice_agent.conversation.ports import CallInfo
+from voice_agent.metrics import Metrics
+from voice_agent.pipelines import build_pipeline
+from voice_agent.providers.base import Pipeline
+from voice_agent.recorder import CallRecorder
+from voice_agent.settings import Settings
+from voice_agent.storage.calls import CallRepository
+from voice_agent.storage.database import Database
+from voice_agent.storage.migrate import upgrade
+from voice_agent.storage.write_queue import WriteQueue
+from voice_agent.telephony.media_socket import TwilioLine
+from voice_agent.telephony.protocol import Start
+from voice_agent.telephony.rest import TwilioRest
+from voice_agent.telephony.signature import TwilioSignature
+from voice_agent.telephony.tokens import CallTokenStore, MemoryTokenStore, RedisTokenStore
+
+log = logging.getLogger(__name__)
+
+MEDIA_PATH = "/twilio/media"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    calls: CallRepository
+    writes: WriteQueue
+    agents: dict[str, AgentDefinition]
+    pipeline: Pipeline
+    phrases: PhraseCache
+    tokens: CallTokenStore
+    signature: TwilioSignature | None
+    rest: TwilioRest | None
+    metrics: Metrics
+    recorder: CallRecorder
+    redis: object | None = None
+    owns_pipeline: bool = True
+
+    @property
+    def default_agent(self) -> AgentDefinition:
+        return self.agents[self.settings.default_agent]
+
+    @property
+    def media_stream_url(self) -> str:
+        """The wss:// URL Twilio opens, on the public origin (TLS ends in front of us)."""
+        parts = urlsplit(self.settings.public_base_url)
+        return f"wss://{parts.netloc}{parts.path.rstrip('/')}{MEDIA_PATH}"
+
+    @property
+    def session_config(self) -> SessionConfig:
+        s = self.settings
+        return SessionConfig(s.endpointing_silence_ms, s.barge_in_min_ms, s.vad_aggressiveness)
+
+    async def open_session(self, start: Start, data: dict[str, str], line: TwilioLine) -> CallSession:
+        agent = self.agents.get(data.get("agent", ""), self.default_agent)
+        direction = "outbound" if data.get("direction") == "outbound" else "inbound"
+        call = CallInfo(
+            call_sid=start.call_sid,
+            stream_sid=start.stream_sid,
+            tenant=data.get("tenant", self.settings.default_tenant),
+            direction=direction,
+            from_number=data.get("from", ""),
+            to_number=data.get("to", ""),
+            agent=agent.slug,
+            pipeline=self.pipeline.name,
+        )
+        return CallSession(
+            call=call,
+            agent=agent,
+            pipeline=self.pipeline,
+            phrases=self.phrases,
+            transport=line,
+            sink=self.recorder,
+            config=self.session_config,
+        )
+
+    async def warm_greetings(self) -> None:
+        """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""
+        for agent in self.agents.values():
+            await self.phrases.get(agent.render(agent.greeting), agent.voice)
+
+    async def aclose(self) -> None:
+        unwritten = await self.writes.aclose()
+        if unwritten:
+            log.error("%d call records could not be written before shutdown", unwritten)
+        await self.database.dispose()
+        if self.rest is not None:
+            await self.rest.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()  # type: ignore[attr-defined]
+        if self.owns_pipeline:
+            await self.pipeline.aclose()
+
+
+async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) -> Runtime:
+    await upgrade(settings.database_url)
+    database = await Database.connect(settings.database_url)
+    calls = CallRepository(database)
+    writes = WriteQueue(calls)
+    writes.start()
+    agents = load_agents()
+    if settings.default_agent not in agents:
+        raise ValueError(f"DEFAULT_AGENT: no agent definition named {settings.default_agent!r}")
+    owns_pipeline = pipeline is None
+    if pipeline is None:
+        pipeline = await build_pipeline(settings)
+    redis_client = None
+    tokens: CallTokenStore
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.from_url(settings.redis_url)
+        tokens = RedisTokenStore(redis_client)
+    else:
+        tokens = MemoryTokenStore()
+    signature = (
+        TwilioSignature(settings.twilio_auth_token, settings.public_base_url)
+        if settings.twilio_auth_token
+        else None
+    )
+    rest = (
+        TwilioRest(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_api_base_url,
+        )
+        if settings.twilio_account_sid and settings.twilio_auth_token
+        else None
+    )
+    metrics = Metrics()
+    runtime = Runtime(
+        settings=settings,
+        database=database,
+        calls=calls,
+        writes=writes,
+        agents=agents,
+        pipeline=pipeline,
+        phrases=PhraseCache(pipeline.tts),
+        tokens=tokens,
+        signature=signature,
+        rest=rest,
+        metrics=metrics,
+        recorder=CallRecorder(writes, metrics),
+        redis=redis_client,
+        owns_pipeline=owns_pipeline,
+    )
+    await runtime.warm_greetings()
+    return runtime

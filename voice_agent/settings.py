@@ -1,0 +1,104 @@
+"""Settings from the environment (and ./.env), named as the outside contract names them."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PipelineName = Literal["cascade", "realtime", "offline"]
+
+
+class SettingsError(Exception):
+    """A setting is malformed; the message names it in one line."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///./data/voice_agent.db"
+    redis_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_validate: bool = True
+    twilio_from_number: str | None = None
+    twilio_api_base_url: str | None = None
+
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o"
+    stt_model: str = "whisper-1"
+    tts_model: str = "tts-1"
+    tts_voice: str = "alloy"
+    agent_pipeline: PipelineName | None = None
+    provider_timeout_s: float = Field(default=10.0, gt=0)
+
+    endpointing_silence_ms: int = Field(default=500, ge=100, le=5000)
+    #: Caller speech must last this long to count (as a turn or as a barge-in).
+    barge_in_min_ms: int = Field(default=120, ge=20, le=2000)
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+
+    default_agent: str = "receptionist"
+    default_tenant: str = "default"
+    lead_webhook_secret: str | None = None
+    session_secret: str | None = None
+    data_dir: str = "./data"
+
+    twenty_api_url: str | None = None
+    twenty_api_key: str | None = None
+    events_webhook_url: str | None = None
+    events_webhook_secret: str | None = None
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) origin such as https://agent.example.com")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme.split("+")[0]
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://")
+        return value or None
+
+    @model_validator(mode="after")
+    def _pipeline(self) -> Settings:
+        if self.agent_pipeline is None:
+            self.agent_pipeline = "cascade" if self.openai_api_key else "offline"
+        if self.agent_pipeline in ("cascade", "realtime") and not self.openai_api_key:
+            raise ValueError(f"AGENT_PIPELINE={self.agent_pipeline} needs OPENAI_API_KEY")
+        return self
+
+    @property
+    def pipeline(self) -> PipelineName:
+        assert self.agent_pipeline is not None
+        return self.agent_pipeline
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; a malformed one raises SettingsError naming it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"{name}: {first['msg']}") from None

@@ -1,0 +1,228 @@
+"""Calls and their turns: idempotent batch writes, and reads for transcripts and dashboards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Insert, Row, Select, and_, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voice_agent.storage.database import Database
+from voice_agent.storage.records import (
+    CallEnded,
+    CallStarted,
+    StoredCall,
+    StoredTurn,
+    TurnRecord,
+    WriteRecord,
+)
+from voice_agent.storage.tables import LATENCY_COLUMNS, calls, turns
+
+# A turn or end can arrive before its CallStarted (or without one, if that record was
+# rejected). The placeholder keeps it; its empty tenant is visible to no tenant's staff
+# until CallStarted fills in the real one.
+PLACEHOLDER_TENANT = ""
+PLACEHOLDER_DIRECTION = "unknown"
+
+# CallStarted on an existing row (a retry, or a placeholder) fills in the call's facts but
+# never touches status/ended_at/end_reason: a late retry must not reopen an ended call.
+_STARTED_FIELDS = (
+    "tenant",
+    "direction",
+    "from_number",
+    "to_number",
+    "agent",
+    "pipeline",
+    "started_at",
+    "metadata",
+)
+_TURN_FIELDS = ("role", "text", "started_at", "ended_at", "interrupted", *LATENCY_COLUMNS)
+
+
+class CallRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def write(self, records: Sequence[WriteRecord]) -> None:
+        """Apply records in one transaction; writing the same records again changes nothing."""
+        started: list[dict[str, Any]] = []
+        ended: list[dict[str, Any]] = []
+        turn_rows: list[TurnRecord] = []
+        # call_sid -> earliest time seen, for placeholder rows.
+        referenced: dict[str, Any] = {}
+        for record in records:
+            if isinstance(record, TurnRecord):
+                turn_rows.append(record)
+                referenced.setdefault(record.call_sid, record.started_at)
+            elif isinstance(record, CallStarted):
+                started.append(
+                    {"call_sid": record.call_sid, "status": "in-progress"}
+                    | {name: getattr(record, name) for name in _STARTED_FIELDS}
+                )
+            elif isinstance(record, CallEnded):
+                ended.append(
+                    {
+                        "sid": record.call_sid,
+                        "ended_at": record.ended_at,
+                        "status": record.status,
+                        "end_reason": record.end_reason,
+                    }
+                )
+                referenced.setdefault(record.call_sid, record.ended_at)
+            else:
+                raise TypeError(f"not a storage record: {type(record).__name__}")
+        if not (started or ended or turn_rows):
+            return
+
+        async with self._db.engine.begin() as conn:
+            # executemany applies duplicates in list order, so the last version of a
+            # record in the batch wins, as it would if written one by one.
+            if started:
+                await conn.execute(self._upsert_started(conn), started)
+            if referenced:
+                await conn.execute(
+                    self._insert_placeholder(conn),
+                    [
+                        {
+                            "call_sid": sid,
+                            "tenant": PLACEHOLDER_TENANT,
+                            "direction": PLACEHOLDER_DIRECTION,
+                            "from_number": "",
+                            "to_number": "",
+                            "agent": "",
+                            "pipeline": "",
+                            "status": "in-progress",
+                            "started_at": at,
+                        }
+                        for sid, at in referenced.items()
+                    ],
+                )
+            if ended:
+                await conn.execute(
+                    update(calls)
+                    .where(calls.c.call_sid == bindparam("sid"))
+                    .values(
+                        ended_at=bindparam("ended_at"),
+                        status=bindparam("status"),
+                        end_reason=bindparam("end_reason"),
+                    ),
+                    ended,
+                )
+            if turn_rows:
+                ids = await self._call_ids(conn, {t.call_sid for t in turn_rows})
+                await conn.execute(
+                    self._upsert_turn(conn),
+                    [
+                        {"call_id": ids[t.call_sid], "seq": t.seq}
+                        | {name: getattr(t, name) for name in _TURN_FIELDS}
+                        for t in turn_rows
+                    ],
+                )
+
+    async def get_call(self, call_sid: str, tenant: str | None = None) -> StoredCall | None:
+        """The call with its turns in order, or None (also when it belongs to another tenant)."""
+        query = select(calls).where(calls.c.call_sid == call_sid)
+        if tenant is not None:
+            query = query.where(calls.c.tenant == tenant)
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                return None
+            call = _stored_call(row)
+            result = await conn.execute(
+                select(turns).where(turns.c.call_id == call.id).order_by(turns.c.seq)
+            )
+            call.turns = [_stored_turn(r) for r in result]
+        return call
+
+    async def list_calls(
+        self, tenant: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[StoredCall]:
+        """Newest first, without turns. ``tenant=None`` lists every tenant (admin view)."""
+        query: Select[Any] = (
+            select(calls)
+            .order_by(calls.c.started_at.desc(), calls.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        if tenant is not None:
+            query = query.where(calls.c.tenant == tenant)
+        async with self._db.engine.connect() as conn:
+            return [_stored_call(row) for row in await conn.execute(query)]
+
+    async def delete_call(self, call_sid: str, tenant: str | None = None) -> bool:
+        """Remove a call and (by cascade) its turns. True when a row was deleted."""
+        condition = calls.c.call_sid == call_sid
+        if tenant is not None:
+            condition = and_(condition, calls.c.tenant == tenant)
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(calls.delete().where(condition))
+        return result.rowcount > 0
+
+    # --- statements -------------------------------------------------------------------
+
+    @staticmethod
+    def _insert(conn: AsyncConnection, table: Any) -> Any:
+        if conn.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        if conn.dialect.name == "sqlite":
+            return sqlite.insert(table)
+        raise NotImplementedError(f"no upsert for dialect {conn.dialect.name!r}")
+
+    def _upsert_started(self, conn: AsyncConnection) -> Insert:
+        stmt = self._insert(conn, calls)
+        return stmt.on_conflict_do_update(
+            index_elements=[calls.c.call_sid],
+            set_={name: stmt.excluded[name] for name in _STARTED_FIELDS},
+        )
+
+    def _insert_placeholder(self, conn: AsyncConnection) -> Insert:
+        return self._insert(conn, calls).on_conflict_do_nothing(index_elements=[calls.c.call_sid])
+
+    def _upsert_turn(self, conn: AsyncConnection) -> Insert:
+        stmt = self._insert(conn, turns)
+        return stmt.on_conflict_do_update(
+            index_elements=[turns.c.call_id, turns.c.seq],
+            set_={name: stmt.excluded[name] for name in _TURN_FIELDS},
+        )
+
+    @staticmethod
+    async def _call_ids(conn: AsyncConnection, sids: set[str]) -> dict[str, int]:
+        result = await conn.execute(
+            select(calls.c.call_sid, calls.c.id).where(calls.c.call_sid.in_(sids))
+        )
+        return {sid: call_id for sid, call_id in result}
+
+
+def _stored_call(row: Row[Any]) -> StoredCall:
+    m = row._mapping
+    return StoredCall(
+        id=m["id"],
+        call_sid=m["call_sid"],
+        tenant=m["tenant"],
+        direction=m["direction"],
+        from_number=m["from_number"],
+        to_number=m["to_number"],
+        agent=m["agent"],
+        pipeline=m["pipeline"],
+        status=m["status"],
+        end_reason=m["end_reason"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        metadata=m["metadata"],
+    )
+
+
+def _stored_turn(row: Row[Any]) -> StoredTurn:
+    m = row._mapping
+    return StoredTurn(
+        seq=m["seq"],
+        role=m["role"],
+        text=m["text"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        interrupted=bool(m["interrupted"]),
+        **{name: m[name] for name in LATENCY_COLUMNS},
+    )
