@@ -63,6 +63,11 @@ class CallResult:
     #: Every agent audio byte that reached the line (mu-law), and the replies one by one.
     agent_audio: bytearray = field(default_factory=bytearray)
     replies: list[bytearray] = field(default_factory=list)
+    #: When each agent media message and each clear arrived (perf_counter seconds).
+    media_times: list[float] = field(default_factory=list)
+    clear_times: list[float] = field(default_factory=list)
+    #: Agent audio (bytes) queued but not yet played when the server closed the stream.
+    unplayed_at_close: int = 0
     marks_echoed: int = 0
     clears: int = 0
     error: str | None = None
@@ -287,12 +292,14 @@ class _Conversation:
                         self.arrivals.append(now)
                     result.replies[-1] += audio
                     result.agent_audio += audio
+                    result.media_times.append(now)
                     line.queued += len(audio)
                     line.last_audio_at = now
                 elif event == "mark":
                     line.marks.append((line.queued, message["mark"]["name"]))
                 elif event == "clear":
                     result.clears += 1
+                    result.clear_times.append(now)
                     self.clear_at = now
                     line.played = line.queued
                     line.speaking_since = None
@@ -301,4 +308,5 @@ class _Conversation:
         except ConnectionClosed:
             pass
         finally:
+            result.unplayed_at_close = line.queued - line.played
             self.closed.set()

@@ -89,7 +89,7 @@ class Runtime:
     async def warm_greetings(self) -> None:
         """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""
         for agent in self.agents.values():
-            await self.phrases.get(agent.render(agent.greeting), agent.voice)
+            await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
 
     async def aclose(self) -> None:
         unwritten = await self.writes.aclose()

@@ -142,7 +142,7 @@ class CallSession:
         """Greet at once: the greeting is cached audio, so nothing waits on a provider."""
         started_at = time.perf_counter() if started_at is None else started_at
         self._sink.call_started(self.call, datetime.now(UTC))
-        text = self._agent.render(self._agent.greeting, self.call.variables)
+        text = self._agent.render_speech(self._agent.greeting, self.call.variables)
         self._task = self._spawn(self._greet(text, started_at))
 
     def on_audio(self, ulaw: bytes) -> None:
@@ -358,7 +358,7 @@ class CallSession:
         for call in calls:
             if call.name == "end_call":
                 if not reply.sentences:
-                    goodbye = self._agent.render(self._agent.goodbye, self.call.variables)
+                    goodbye = self._agent.render_speech(self._agent.goodbye, self.call.variables)
                     await self._speaker.speak(self._pipeline.tts, goodbye, reply, self._agent.voice)
                 await self._last_words(reply, "agent-hangup")
                 await self._transport.hangup()

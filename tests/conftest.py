@@ -1,0 +1,58 @@
+"""Fixtures shared by the whole suite: hermetic settings, the loaded offline models, and a
+running server on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from voice_agent.demo import free_port
+from voice_agent.providers.base import Pipeline
+from voice_agent.settings import Settings, load_settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
+TWILIO_ACCOUNT = "AC" + "1" * 32
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from each test, never from the machine running it."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture(scope="session")
+def offline_pipeline() -> Iterator[Pipeline]:
+    """The bundled Whisper and Piper models, loaded once for the session."""
+    from voice_agent.providers.offline.piper import PiperTextToSpeech
+    from voice_agent.providers.offline.playbook import PlaybookEngine
+    from voice_agent.providers.offline.whisper import WhisperSpeechToText
+    from voice_agent.providers.pool import inference_pool
+
+    pool = inference_pool()
+    stt = WhisperSpeechToText(pool)
+    tts = PiperTextToSpeech(pool)
+    stt.warm_up()
+    tts.warm_up()
+    yield Pipeline("offline", stt, PlaybookEngine(), tts)
+
+
+@pytest.fixture
+def make_settings(tmp_path: os.PathLike[str]) -> Callable[..., Settings]:
+    """Settings for one test server: its own SQLite file and port, signed webhooks."""
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "database_url": f"sqlite:///{tmp_path}/voice_agent.db",
+            "public_base_url": f"http://127.0.0.1:{free_port()}",
+            "twilio_auth_token": TWILIO_TOKEN,
+            "data_dir": str(tmp_path),
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
