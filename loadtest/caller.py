@@ -39,6 +39,8 @@ class CallerTurn:
     barge_in_after_ms: float | None = None
     #: Silence the caller leaves after the agent stops before speaking.
     pause_ms: float = 400.0
+    #: Keys pressed (one `dtmf` message each) when the turn begins, before its audio.
+    dtmf: str = ""
 
 
 @dataclass(slots=True)
@@ -104,11 +106,14 @@ async def place_call(
     to_number: str = "+15557654321",
     reply_timeout_s: float = 30.0,
     hangup_wait_s: float = 15.0,
+    call_sid: str | None = None,
 ) -> CallResult:
-    """Play one call against a running server at `base_url` (http://host:port)."""
+    """Play one call against a running server at `base_url` (http://host:port).
+
+    `call_sid` fixes the CallSid ahead (a REST stand-in must know the call to update it)."""
     public = (public_base_url or base_url).rstrip("/")
     validator = RequestValidator(auth_token) if auth_token else None
-    call_sid = "CA" + secrets.token_hex(16)
+    call_sid = call_sid or "CA" + secrets.token_hex(16)
     account_sid = "AC" + "0" * 32
     result = CallResult(call_sid)
     params = {
@@ -239,6 +244,11 @@ class _Conversation:
         onset_frame = turn.utterance.onset_ms // 20
         end_frame = -(-turn.utterance.end_ms // 20)
         self.clear_at = None
+        for digit in turn.dtmf:
+            self.sequence += 1
+            await self.send({"event": "dtmf", "sequenceNumber": str(self.sequence),
+                             "streamSid": self.stream_sid,
+                             "dtmf": {"track": "inbound_track", "digit": digit}})
         for index, start in enumerate(range(0, len(audio), FRAME_BYTES)):
             if index == onset_frame:
                 record.onset_at = time.perf_counter()

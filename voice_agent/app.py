@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from webhooks.twilio_voice import voice
 
 log = logging.getLogger(__name__)
 
+_REDIS_PING_TIMEOUT_S = 2.0
+
 
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
@@ -34,7 +37,11 @@ async def readyz(request: Request) -> Response:
         problems["database"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if runtime.redis is not None:
         try:
-            await runtime.redis.ping()  # type: ignore[attr-defined]
+            # Bounded like the database ping: a wedged Redis must not hang the probe.
+            async with asyncio.timeout(_REDIS_PING_TIMEOUT_S):
+                await runtime.redis.ping()  # type: ignore[attr-defined]
+        except TimeoutError:
+            problems["redis"] = f"redis did not answer within {_REDIS_PING_TIMEOUT_S:g} s"
         except Exception as exc:
             problems["redis"] = str(exc) or type(exc).__name__
     if problems:

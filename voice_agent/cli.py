@@ -63,7 +63,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet = args.command in ("demo", "transcript", "db")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # One line per transcription or HTTP request is noise in a server's log.
+    for chatty in ("faster_whisper", "httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             return _serve(args)
@@ -100,6 +107,14 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print("voice-agent: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.workers > 1 and not settings.redis_url:
+        # The voice webhook and the media socket of one call may land on different workers.
+        print("voice-agent: --workers above 1 needs REDIS_URL (calls are shared through it)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    from voice_agent.storage.migrate import upgrade
+
+    asyncio.run(upgrade(settings.database_url))  # once, before the workers start
     uvicorn.run(
         "voice_agent.asgi:app",
         factory=False,

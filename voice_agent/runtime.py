@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 from prompts import AgentDefinition
 from prompts.loader import load_agents
 from voice_agent.conversation.phrases import PhraseCache
-from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.conversation.ports import CallInfo
+from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.metrics import Metrics
 from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline
@@ -63,7 +63,9 @@ class Runtime:
         s = self.settings
         return SessionConfig(s.endpointing_silence_ms, s.barge_in_min_ms, s.vad_aggressiveness)
 
-    async def open_session(self, start: Start, data: dict[str, str], line: TwilioLine) -> CallSession:
+    async def open_session(
+        self, start: Start, data: dict[str, str], line: TwilioLine
+    ) -> CallSession:
         agent = self.agents.get(data.get("agent", ""), self.default_agent)
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
         call = CallInfo(

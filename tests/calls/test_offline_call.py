@@ -9,11 +9,10 @@ from collections.abc import Callable
 
 from loadtest.caller import place_call
 from media import mulaw
+from tests.conftest import TWILIO_TOKEN
 from voice_agent.demo import DEMO_SCRIPT, demo_turns, running_server
 from voice_agent.providers.base import Pipeline
 from voice_agent.settings import Settings
-
-from tests.conftest import TWILIO_TOKEN
 
 
 def words(text: str) -> list[str]:

@@ -84,10 +84,11 @@ class Listener:
             self._on_start(self._onset_at)
         elif isinstance(event, SpeechEnded):
             first = max(0, event.onset_frame - _PAD_FRAMES - self._origin) * _PCM_FRAME
-            last = min(len(self._audio), (event.end_frame + _PAD_FRAMES - self._origin) * _PCM_FRAME)
+            last = (event.end_frame + _PAD_FRAMES - self._origin) * _PCM_FRAME
             speech = np.frombuffer(bytes(self._audio[first:last]), dtype=np.int16)
             self._drop_to(len(self._audio) - self._keep)
-            self._on_end(CallerSpeech(speech, self._onset_at, self._last_voiced_at, self._onset_wall))
+            onset, end, wall = self._onset_at, self._last_voiced_at, self._onset_wall
+            self._on_end(CallerSpeech(speech, onset, end, wall))
 
     def _drop_to(self, byte_offset: int) -> None:
         byte_offset = max(0, byte_offset - byte_offset % _PCM_FRAME)

@@ -106,10 +106,10 @@ class Playback:
         self._pending.clear()
         self._idle.set()
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """Wait until everything sent has played; False on timeout."""
+    async def wait_idle(self, limit_s: float) -> bool:
+        """Wait until everything sent has played; False after `limit_s` seconds."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(limit_s):
                 await self._idle.wait()
         except TimeoutError:
             return False

@@ -65,8 +65,8 @@ class Speaker:
                 pcm, carry = pcm[:-1], pcm[-1:]
             pending += mulaw.encode(resampler.process(np.frombuffer(pcm, dtype=np.int16)))
             # The first audio of a reply goes out at once; later audio in whole chunks.
-            if not reply.audio_sent or len(pending) >= CHUNK_BYTES:
-                whole = len(pending) if not reply.audio_sent else len(pending) // CHUNK_BYTES * CHUNK_BYTES
+            whole = len(pending) - len(pending) % CHUNK_BYTES if reply.audio_sent else len(pending)
+            if whole:
                 sent_ms = await self.play(bytes(pending[:whole]), reply, sentence, sent_ms)
                 del pending[:whole]
         pending += mulaw.encode(resampler.flush())
