@@ -9,12 +9,11 @@ from collections.abc import Callable
 
 import httpx
 
-from voice_agent.demo import free_port, running_server
-from voice_agent.settings import Settings
-
 from tests.app.conftest import Served
 from tests.app.tcp_proxy import TcpProxy
 from tests.app.twilio_side import issue_token, new_call_sid, open_stream, until
+from voice_agent.demo import free_port, running_server
+from voice_agent.settings import Settings
 
 
 async def get(settings: Settings, path: str) -> httpx.Response:

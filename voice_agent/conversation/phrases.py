@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 
@@ -45,8 +46,9 @@ class PhraseCache:
     async def _synthesise(self, text: str, voice: str | None) -> bytes:
         resampler = StreamResampler(self._tts.sample_rate, LINE_RATE)
         pcm = bytearray()
-        async for piece in self._tts.synthesize(text, voice):
-            pcm += piece
+        async with contextlib.aclosing(self._tts.synthesize(text, voice)) as stream:
+            async for piece in stream:
+                pcm += piece
         samples = np.frombuffer(bytes(pcm[: len(pcm) // 2 * 2]), dtype=np.int16)
         line = np.concatenate([resampler.process(samples), resampler.flush()])
         return mulaw.encode(line)

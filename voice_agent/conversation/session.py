@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Coroutine
@@ -306,14 +307,15 @@ class CallSession:
         splitter = SentenceSplitter()
         timing.llm_started = time.perf_counter()
         try:
-            async for event in self._dialogue.respond(self._history):
-                if isinstance(event, TextDelta):
-                    if timing.first_token_ms is None:
-                        timing.first_token_ms = self._since(timing.llm_started)
-                    for sentence in splitter.feed(event.text):
-                        self._sentence_ready(sentences, sentence, timing)
-                else:
-                    calls.append(event)
+            async with contextlib.aclosing(self._dialogue.respond(self._history)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        if timing.first_token_ms is None:
+                            timing.first_token_ms = self._since(timing.llm_started)
+                        for sentence in splitter.feed(event.text):
+                            self._sentence_ready(sentences, sentence, timing)
+                    else:
+                        calls.append(event)
             rest = splitter.flush()
             if rest:
                 self._sentence_ready(sentences, rest, timing)

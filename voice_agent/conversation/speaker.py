@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -54,21 +55,26 @@ class Speaker:
         first_byte_ms: float | None = None
         started = time.perf_counter()
         carry = b""
-        async for pcm in tts.synthesize(text, voice):
-            if reply.cancelled:
-                return first_byte_ms
-            if first_byte_ms is None:
-                first_byte_ms = (time.perf_counter() - started) * 1000.0
-            if carry:
-                pcm, carry = carry + pcm, b""
-            if len(pcm) % 2:
-                pcm, carry = pcm[:-1], pcm[-1:]
-            pending += mulaw.encode(resampler.process(np.frombuffer(pcm, dtype=np.int16)))
-            # The first audio of a reply goes out at once; later audio in whole chunks.
-            whole = len(pending) - len(pending) % CHUNK_BYTES if reply.audio_sent else len(pending)
-            if whole:
-                sent_ms = await self.play(bytes(pending[:whole]), reply, sentence, sent_ms)
-                del pending[:whole]
+        # Closing the stream on barge-in stops the provider's work at once.
+        async with contextlib.aclosing(tts.synthesize(text, voice)) as stream:
+            async for piece in stream:
+                if reply.cancelled:
+                    return first_byte_ms
+                if first_byte_ms is None:
+                    first_byte_ms = (time.perf_counter() - started) * 1000.0
+                pcm = carry + piece if carry else piece
+                carry = b""
+                if len(pcm) % 2:
+                    pcm, carry = pcm[:-1], pcm[-1:]
+                samples = np.frombuffer(pcm, dtype=np.int16)
+                pending += mulaw.encode(resampler.process(samples))
+                # The first audio of a reply goes out at once; later audio in whole chunks.
+                whole = len(pending)
+                if reply.audio_sent:
+                    whole -= whole % CHUNK_BYTES
+                if whole:
+                    sent_ms = await self.play(bytes(pending[:whole]), reply, sentence, sent_ms)
+                    del pending[:whole]
         pending += mulaw.encode(resampler.flush())
         if pending and not reply.cancelled:
             sent_ms = await self.play(bytes(pending), reply, sentence, sent_ms)

@@ -6,7 +6,7 @@ OpenAI cascade or any other pipeline, and tests can drive it without a socket.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -72,7 +72,7 @@ DialogueEvent = TextDelta | ToolCall
 class Dialogue(Protocol):
     """One call's conversation with the model (or playbook)."""
 
-    def respond(self, history: list[ChatMessage]) -> AsyncIterator[DialogueEvent]:
+    def respond(self, history: list[ChatMessage]) -> AsyncGenerator[DialogueEvent, None]:
         """Stream the agent's next reply to `history` (which ends with the caller's turn,
         a DTMF event rendered as a user message, or tool results). Text arrives as
         TextDelta pieces; tool calls arrive whole. Raises ProviderError."""
@@ -94,7 +94,7 @@ class TextToSpeech(Protocol):
     #: Sample rate of the int16 mono PCM that `synthesize` yields.
     sample_rate: int
 
-    def synthesize(self, text: str, voice: str | None = None) -> AsyncIterator[bytes]:
+    def synthesize(self, text: str, voice: str | None = None) -> AsyncGenerator[bytes, None]:
         """Stream int16 little-endian mono PCM at `sample_rate` for `text`, first bytes as
         early as possible. Raises ProviderError."""
         ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,7 +58,7 @@ class PiperTextToSpeech:
         for _chunk in self._ensure_voice().synthesize("Hello."):
             pass
 
-    async def synthesize(self, text: str, voice: str | None = None) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str, voice: str | None = None) -> AsyncGenerator[bytes, None]:
         # `voice` is ignored: one bundled voice.
         if not text.strip():
             return

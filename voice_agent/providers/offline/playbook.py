@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from enum import Enum
 
 from prompts import AgentDefinition, FaqEntry, PlaybookStep
@@ -87,7 +87,7 @@ class PlaybookDialogue:
         """Answers collected so far, keyed by step slot."""
         return dict(self._slots)
 
-    async def respond(self, history: list[ChatMessage]) -> AsyncIterator[DialogueEvent]:
+    async def respond(self, history: list[ChatMessage]) -> AsyncGenerator[DialogueEvent, None]:
         sentences, tool = self._reply(history)
         pieces = [p for s in sentences for p in _SENTENCE_END.split(s) if p]
         for i, piece in enumerate(pieces):

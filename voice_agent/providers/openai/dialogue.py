@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +139,7 @@ class OpenAIDialogue:
         self._temperature = temperature
         self.usage = Usage()
 
-    async def respond(self, history: list[ChatMessage]) -> AsyncIterator[DialogueEvent]:
+    async def respond(self, history: list[ChatMessage]) -> AsyncGenerator[DialogueEvent, None]:
         request: dict[str, Any] = {
             "model": self._model,
             "messages": [self._system, *to_openai_messages(history)],

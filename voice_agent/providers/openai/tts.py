@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import openai
 
@@ -48,7 +48,7 @@ class OpenAITextToSpeech:
         self._voice = voice
         self._timeout = timeout
 
-    async def synthesize(self, text: str, voice: str | None = None) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str, voice: str | None = None) -> AsyncGenerator[bytes, None]:
         carry = b""
         try:
             # The SDK timeout bounds the wait for the response headers; the loop below
