@@ -114,11 +114,38 @@ async def test_media_before_start_is_ignored(served: Served) -> None:
     assert not stream.agent_audio and not stream.closed.is_set()
 
     await stream.start(token)
-    await until(lambda: len(stream.agent_audio) > 0, what="greeting audio")
+    await until(lambda: served.metric("voice_agent_turns_total", role="agent") == 1,
+                what="the greeting, heard")
     await stream.stop()
     await until(stream.closed.is_set, what="the call to end")
     assert await served.runtime.writes.flush(5.0)
     stored = await served.runtime.calls.get_call(call_sid)
     assert stored is not None
     assert stored.end_reason == "caller-hangup"
-    assert [t.role for t in stored.turns if t.role == "caller"] == []
+    assert stored.turns and all(t.role != "caller" for t in stored.turns)
+
+
+async def test_broken_start_is_skipped_and_a_second_start_ignored(served: Served) -> None:
+    call_sid = new_call_sid()
+    token = await issue_token(served.settings, call_sid)
+    stream = await open_stream(served.settings, call_sid)
+    broken = stream.start_message(token)
+    del broken["start"]["mediaFormat"]  # type: ignore[attr-defined]
+    await stream.send_json(broken)
+    # The broken start redeemed nothing: the token still opens the call.
+    await stream.start(token)
+    await until(lambda: len(stream.agent_audio) > 0, what="greeting audio")
+    assert served.metric("voice_agent_malformed_frames_total") == 1
+
+    # A second start on a live stream (even with a fresh, valid token) opens nothing new.
+    other_sid = new_call_sid()
+    await stream.send_json(stream.start_message(await issue_token(served.settings, other_sid),
+                                                call_sid=other_sid))
+    await stream.stop()
+    await until(stream.closed.is_set, what="the call to end")
+    assert stream.close_code == 1000
+    assert await served.runtime.writes.flush(5.0)
+    assert await served.runtime.calls.get_call(other_sid) is None
+    stored = await served.runtime.calls.get_call(call_sid)
+    assert stored is not None and stored.end_reason == "caller-hangup"
+    assert served.metric("voice_agent_calls_total", reason="caller-hangup") == 1

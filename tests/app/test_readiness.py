@@ -11,7 +11,14 @@ import httpx
 
 from tests.app.conftest import Served
 from tests.app.tcp_proxy import TcpProxy
-from tests.app.twilio_side import issue_token, new_call_sid, open_stream, until
+from tests.app.twilio_side import (
+    issue_token,
+    new_call_sid,
+    open_stream,
+    post_voice,
+    until,
+    voice_params,
+)
 from voice_agent.demo import free_port, running_server
 from voice_agent.settings import Settings
 
@@ -100,3 +107,13 @@ async def test_silent_redis_does_not_hang_the_probe(
             writer.transport.abort()
         silent.close()
         await silent.wait_closed()
+
+
+async def test_voice_webhook_answers_503_when_redis_is_down(
+    cascade_settings: Callable[..., Settings],
+) -> None:
+    """Twilio must hear a quick refusal (so its fallback URL runs), not a 500 after a hang."""
+    settings = cascade_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with running_server(settings):
+        response = await post_voice(settings, voice_params(new_call_sid()))
+    assert response.status_code == 503

@@ -82,7 +82,7 @@ async def test_validation_on_without_an_auth_token_refuses_everything(
     settings = cascade_settings(twilio_auth_token=None, twilio_validate=True)
     async with running_server(settings):
         params = voice_params(new_call_sid())
-        # Signed with any key, including the empty one, or not at all: never accepted.
+        # Unsigned, or signed with the token Twilio would use: nothing can be checked.
         for signature in (None, sign(settings.public_base_url + "/twilio/voice", params)):
             response = await post_voice(settings, params, signature=signature, signed=False)
             assert response.status_code == 403
