@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from loadtest.standins.openai_server import Latency, StandinOpenAI
-from tests.app.tcp_proxy import TcpProxy
+from tests.tcp_proxy import TcpProxy
 from voice_agent.demo import running_server
 from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from loadtest.fixtures import load_script
 from loadtest.standins.openai_server import StandinOpenAI
-from tests.app.tcp_proxy import TcpProxy
 from tests.app.twilio_side import SILENCE_FRAME, issue_token, new_call_sid, open_stream, until
+from tests.tcp_proxy import TcpProxy
 from voice_agent.demo import running_server
 from voice_agent.settings import Settings
 

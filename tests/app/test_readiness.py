@@ -10,7 +10,6 @@ from collections.abc import Callable
 import httpx
 
 from tests.app.conftest import Served
-from tests.app.tcp_proxy import TcpProxy
 from tests.app.twilio_side import (
     issue_token,
     new_call_sid,
@@ -19,6 +18,7 @@ from tests.app.twilio_side import (
     until,
     voice_params,
 )
+from tests.tcp_proxy import TcpProxy
 from voice_agent.demo import free_port, running_server
 from voice_agent.settings import Settings
 

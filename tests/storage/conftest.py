@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
+from tests.tcp_proxy import TcpProxy
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
 
@@ -125,61 +126,6 @@ def _fresh_pg_url() -> Iterator[str]:
         yield pg_url(name)
     finally:
         run_in_thread(lambda: drop_pg_database(name))
-
-
-class TcpProxy:
-    """A loopback TCP relay in front of a real server, which a test can cut and restore
-    to simulate the network or the database going away."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self._target = (target_host, target_port)
-        self._server: asyncio.Server | None = None
-        self._links: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        """Refuse new connections and kill the open ones, as a crashed server would."""
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._links):
-            writer.transport.abort()
-        self._links.clear()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def restore(self) -> None:
-        await self.start()
-
-    async def aclose(self) -> None:
-        if self._server is not None:
-            await self.cut()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._links.update((writer, up_writer))
-        await asyncio.gather(
-            self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
-        )
-        for w in (writer, up_writer):
-            self._links.discard(w)
-            w.transport.abort()
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.transport.abort()
 
 
 @pytest.fixture
