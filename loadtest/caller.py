@@ -22,7 +22,7 @@ import httpx
 import orjson
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 
 from loadtest.fixtures import Utterance
 
@@ -196,13 +196,18 @@ class _Conversation:
         self.started = time.perf_counter()
         receiver = asyncio.create_task(self._receive())
         try:
-            for turn in script:
-                if not await self._wait_for_cue(turn, reply_timeout_s):
-                    break
-                await self._speak(turn)
-            deadline = time.perf_counter() + hangup_wait_s
-            while not self.closed.is_set() and time.perf_counter() < deadline:
-                await self._frame(SILENCE)
+            try:
+                for turn in script:
+                    if not await self._wait_for_cue(turn, reply_timeout_s):
+                        break
+                    await self._speak(turn)
+                deadline = time.perf_counter() + hangup_wait_s
+                while not self.closed.is_set() and time.perf_counter() < deadline:
+                    await self._frame(SILENCE)
+            except ConnectionClosedOK:
+                # The server hung up between our check and our send: a normal end, which
+                # the receiver is about to see too.
+                await asyncio.wait_for(self.closed.wait(), 5.0)
             self.result.ended_by_server = self.closed.is_set()
             if not self.closed.is_set():
                 await self.send({

@@ -52,7 +52,11 @@ class SpokenReply:
             whole.append(sentence)
         else:
             cut = int(len(sentence) * fraction)
-            partial = sentence[:cut].rsplit(" ", 1)[0] if " " in sentence[:cut] else ""
+            partial = sentence[:cut]
+            if not sentence[cut].isspace():
+                # The cut may fall inside a word: keep only the words before it.
+                partial = partial.rsplit(" ", 1)[0] if " " in partial else ""
+            partial = partial.rstrip()
             if partial:
                 whole.append(partial + "…")
         return " ".join(whole)

@@ -293,7 +293,7 @@ class CallSession:
             calls = await self._one_round(reply, timing)
             if not calls:
                 break
-            if await self._run_tools(calls, reply):
+            if await self._run_tools(calls, reply, timing):
                 return
         latency = timing.latency(reply.first_audio_at)
         await self._heard(reply)
@@ -353,36 +353,59 @@ class CallSession:
 
     # --- tools ---------------------------------------------------------------------------
 
-    async def _run_tools(self, calls: list[ToolCall], reply: SpokenReply) -> bool:
+    async def _run_tools(self, calls: list[ToolCall], reply: SpokenReply, timing: _Timing) -> bool:
         """Carry out the model's tool calls; True when the call is over for the agent."""
         reply.history_index = len(self._history)
         self._history.append(ChatMessage("assistant", reply.text or None, tool_calls=calls))
+        ending: tuple[str, str | None] | None = None
         for call in calls:
+            # Every tool call gets its result at once, so the history stays valid for the
+            # model even if the caller cuts the last words short and the call goes on.
             if call.name == "end_call":
-                if not reply.sentences:
-                    goodbye = self._agent.render_speech(self._agent.goodbye, self.call.variables)
-                    await self._speaker.speak(self._pipeline.tts, goodbye, reply, self._agent.voice)
-                await self._last_words(reply, "agent-hangup")
-                await self._transport.hangup()
-                return True
-            if call.name == "transfer_call" and self._agent.transfer_number:
-                if not reply.sentences:
-                    await self._speaker.speak(
-                        self._pipeline.tts, CONNECTING, reply, self._agent.voice
-                    )
-                await self._last_words(reply, "transfer")
-                await self._transport.transfer(self._agent.transfer_number)
-                return True
-            result = "unavailable" if call.name == "transfer_call" else f"unknown tool {call.name}"
+                result = "ending the call"
+                ending = ending or ("agent-hangup", None)
+            elif call.name == "transfer_call" and self._agent.transfer_number:
+                result = "transferring the caller"
+                ending = ("transfer", self._agent.transfer_number)
+            elif call.name == "transfer_call":
+                result = "error: no transfer number is configured"
+            else:
+                result = f"unknown tool {call.name}"
             self._history.append(ChatMessage("tool", result, tool_call_id=call.id))
-        return False
-
-    async def _last_words(self, reply: SpokenReply, reason: str) -> None:
+        if ending is None:
+            return False
+        reason, number = ending
+        if not reply.sentences:
+            goodbye = self._agent.render_speech(self._agent.goodbye, self.call.variables)
+            await self._farewell(CONNECTING if number else goodbye, reply, timing)
+        await self._last_words(reply, timing)
         self._end_reason = reason
+        if number:
+            await self._transport.transfer(number)
+        else:
+            await self._transport.hangup()
+        return True
+
+    async def _farewell(self, text: str, reply: SpokenReply, timing: _Timing) -> None:
+        """Speak the agent's own last words; if TTS fails the call still ends as decided."""
+        if timing.first_sentence_ms is None:
+            timing.first_sentence_ms = self._since(timing.llm_started)
+        try:
+            first_byte_ms = await self._speaker.speak(
+                self._pipeline.tts, text, reply, self._agent.voice
+            )
+        except ProviderError as exc:
+            self._provider_failed(exc)
+            return
+        if timing.tts_first_byte_ms is None:
+            timing.tts_first_byte_ms = first_byte_ms
+
+    async def _last_words(self, reply: SpokenReply, timing: _Timing) -> None:
         if reply.history_index is not None:
             self._history[reply.history_index].content = reply.text or None
+        latency = timing.latency(reply.first_audio_at)
         await self._heard(reply)
-        self._close_reply(interrupted=False)
+        self._close_reply(interrupted=False, latency=latency)
 
     # --- plumbing ------------------------------------------------------------------------
 

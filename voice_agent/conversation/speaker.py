@@ -11,7 +11,7 @@ from media import mulaw
 from media.resample import StreamResampler
 from voice_agent.conversation.playback import Playback, SpokenReply
 from voice_agent.conversation.ports import CallTransport
-from voice_agent.providers.base import TextToSpeech
+from voice_agent.providers.base import ProviderError, TextToSpeech
 
 LINE_RATE = 8000
 #: Audio per media message (and per mark): fine enough to know what was heard to ~160 ms.
@@ -56,25 +56,33 @@ class Speaker:
         started = time.perf_counter()
         carry = b""
         # Closing the stream on barge-in stops the provider's work at once.
-        async with contextlib.aclosing(tts.synthesize(text, voice)) as stream:
-            async for piece in stream:
-                if reply.cancelled:
-                    return first_byte_ms
-                if first_byte_ms is None:
-                    first_byte_ms = (time.perf_counter() - started) * 1000.0
-                pcm = carry + piece if carry else piece
-                carry = b""
-                if len(pcm) % 2:
-                    pcm, carry = pcm[:-1], pcm[-1:]
-                samples = np.frombuffer(pcm, dtype=np.int16)
-                pending += mulaw.encode(resampler.process(samples))
-                # The first audio of a reply goes out at once; later audio in whole chunks.
-                whole = len(pending)
-                if reply.audio_sent:
-                    whole -= whole % CHUNK_BYTES
-                if whole:
-                    sent_ms = await self.play(bytes(pending[:whole]), reply, sentence, sent_ms)
-                    del pending[:whole]
+        try:
+            async with contextlib.aclosing(tts.synthesize(text, voice)) as stream:
+                async for piece in stream:
+                    if reply.cancelled:
+                        return first_byte_ms
+                    if first_byte_ms is None:
+                        first_byte_ms = (time.perf_counter() - started) * 1000.0
+                    pcm = carry + piece if carry else piece
+                    carry = b""
+                    if len(pcm) % 2:
+                        pcm, carry = pcm[:-1], pcm[-1:]
+                    samples = np.frombuffer(pcm, dtype=np.int16)
+                    pending += mulaw.encode(resampler.process(samples))
+                    # The first audio of a reply goes out at once; later audio in whole chunks.
+                    whole = len(pending)
+                    if reply.audio_sent:
+                        whole -= whole % CHUNK_BYTES
+                    if whole:
+                        sent_ms = await self.play(bytes(pending[:whole]), reply, sentence, sent_ms)
+                        del pending[:whole]
+        except ProviderError:
+            if sent_ms == 0.0 and sentence == len(reply.sentences) - 1:
+                # None of it reached the line: the caller never heard it, so neither the
+                # transcript nor the model's history may say it was said.
+                reply.sentences.pop()
+                reply.durations_ms.pop()
+            raise
         pending += mulaw.encode(resampler.flush())
         if pending and not reply.cancelled:
             sent_ms = await self.play(bytes(pending), reply, sentence, sent_ms)

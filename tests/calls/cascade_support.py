@@ -1,0 +1,133 @@
+"""Helpers for whole calls on the cascade pipeline against the OpenAI stand-in: a
+transcriber that knows which fixture the caller said, and the stand-in voice's lengths."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import soundfile
+
+from loadtest.caller import CallResult
+from loadtest.fixtures import Utterance
+from loadtest.standins.openai_server import (
+    CHARS_PER_SECOND,
+    SPEECH_RATE,
+    Reply,
+    default_responder,
+    message_text,
+)
+from media import mulaw
+from voice_agent.storage.records import StoredCall, StoredTurn
+
+FRAME_SAMPLES = 160
+#: Frames quieter than this (peak, int16) are silence or breath, alike in every fixture.
+_VOICED_PEAK = 500
+_GOODBYE = re.compile(r"\b(?:good\s*bye|bye)\b", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+class FixtureTranscriber:
+    """The stand-in's "Whisper": names the fixture utterances a turn's audio came from.
+
+    The session uploads the very samples the caller sent (mu-law decoding is exact), cut
+    on the caller's 20 ms frame grid, so each voiced frame of the upload is a frame of one
+    fixture. Looking frames up is immune to how the VAD splits or pads a turn; a turn that
+    holds speech from two utterances is transcribed as both, in order.
+    """
+
+    def __init__(self, utterances: Iterable[Utterance]) -> None:
+        self._frames: dict[bytes, str] = {}
+        self._texts: dict[str, str] = {}
+        shared: set[bytes] = set()
+        for utterance in utterances:
+            self._texts[utterance.id] = utterance.text
+            pcm = mulaw.decode(utterance.audio)
+            for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+                frame = pcm[start : start + FRAME_SAMPLES]
+                if int(np.abs(frame.astype(np.int32)).max()) < _VOICED_PEAK:
+                    continue
+                key = frame.tobytes()
+                if self._frames.get(key, utterance.id) != utterance.id:
+                    shared.add(key)
+                self._frames[key] = utterance.id
+        for key in shared:
+            del self._frames[key]
+        #: Fixture ids heard, one list per transcription request.
+        self.heard: list[list[str]] = []
+
+    def ids(self, wav: bytes) -> list[str]:
+        pcm, rate = soundfile.read(io.BytesIO(wav), dtype="int16")
+        if rate != 8000:
+            raise ValueError(f"expected 8 kHz audio, got {rate} Hz")
+        found: list[str] = []
+        for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+            name = self._frames.get(pcm[start : start + FRAME_SAMPLES].tobytes())
+            if name is not None and (not found or found[-1] != name):
+                found.append(name)
+        return found
+
+    def __call__(self, wav: bytes) -> str:
+        ids = self.ids(wav)
+        self.heard.append(ids)
+        return " ".join(self._texts[i] for i in ids)
+
+
+@dataclass(slots=True)
+class CallRun:
+    """One finished call: what the caller experienced and what the server stored."""
+
+    result: CallResult
+    stored: StoredCall
+    #: /metrics as the server exposed it after the call.
+    metrics: str
+
+    def turns(self, role: str) -> list[StoredTurn]:
+        return [t for t in self.stored.turns if t.role == role]
+
+
+#: The `run_call` fixture: `await run_call(turns, settings=..., hangup_wait_s=...)`.
+RunCall = Callable[..., Awaitable[CallRun]]
+
+
+def line_bytes(text: str) -> int:
+    """Mu-law bytes (8 kHz) of the stand-in's voice for `text`: its 24 kHz length / 3."""
+    return max(1, round(len(text) / CHARS_PER_SECOND * SPEECH_RATE)) // 3
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    return next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+
+
+def short_responder(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Reply:
+    """The default responder with replies cut to about three seconds, to keep calls short;
+    goodbyes and tool results are answered as the default answers them."""
+    said = last_user_text(messages)
+    if messages[-1].get("role") != "user" or _GOODBYE.search(said):
+        return default_responder(messages, tools)
+    return Reply(short_reply(said))
+
+
+def short_reply(said: str) -> str:
+    """What `short_responder` answers to the caller saying `said`."""
+    return f"I heard you say {echo(said)}. Go on."
+
+
+def echo(said: str) -> str:
+    """The words of the caller's turn the responders repeat back."""
+    return " ".join(_WORD.findall(said)[:4]) or "nothing yet"
+
+
+def metric(metrics: str, name: str, **labels: str) -> float:
+    """A sample's value from Prometheus text; 0 when it is absent."""
+    selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    wanted = f"{name}{{{selector}}}" if selector else name
+    for line in metrics.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == wanted:
+            return float(value)
+    return 0.0
