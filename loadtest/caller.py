@@ -176,23 +176,38 @@ class _Conversation:
         self.closed = asyncio.Event()
         self.arrivals: list[float] = []  # when each audible run of agent audio began
         self.clear_at: float | None = None
-        self._prefix = ('{"event":"media","streamSid":"' + self.stream_sid
-                        + '","media":{"track":"inbound","chunk":"')
+        self._prefix = (
+            '{"event":"media","streamSid":"'
+            + self.stream_sid
+            + '","media":{"track":"inbound","chunk":"'
+        )
 
     async def send(self, message: dict[str, object]) -> None:
         await self.ws.send(orjson.dumps(message).decode())
 
-    async def run(self, script: Sequence[CallerTurn], parameters: dict[str, str],
-                  reply_timeout_s: float, hangup_wait_s: float) -> None:
+    async def run(
+        self,
+        script: Sequence[CallerTurn],
+        parameters: dict[str, str],
+        reply_timeout_s: float,
+        hangup_wait_s: float,
+    ) -> None:
         await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self.send({
-            "event": "start", "sequenceNumber": "1", "streamSid": self.stream_sid,
-            "start": {"streamSid": self.stream_sid, "accountSid": self.account_sid,
-                      "callSid": self.result.call_sid, "tracks": ["inbound"],
-                      "customParameters": parameters,
-                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
-                                      "channels": 1}},
-        })
+        await self.send(
+            {
+                "event": "start",
+                "sequenceNumber": "1",
+                "streamSid": self.stream_sid,
+                "start": {
+                    "streamSid": self.stream_sid,
+                    "accountSid": self.account_sid,
+                    "callSid": self.result.call_sid,
+                    "tracks": ["inbound"],
+                    "customParameters": parameters,
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                },
+            }
+        )
         self.started = time.perf_counter()
         receiver = asyncio.create_task(self._receive())
         try:
@@ -210,10 +225,14 @@ class _Conversation:
                 await asyncio.wait_for(self.closed.wait(), 5.0)
             self.result.ended_by_server = self.closed.is_set()
             if not self.closed.is_set():
-                await self.send({
-                    "event": "stop", "sequenceNumber": str(self.sequence + 1),
-                    "streamSid": self.stream_sid,
-                    "stop": {"accountSid": self.account_sid, "callSid": self.result.call_sid}})
+                await self.send(
+                    {
+                        "event": "stop",
+                        "sequenceNumber": str(self.sequence + 1),
+                        "streamSid": self.stream_sid,
+                        "stop": {"accountSid": self.account_sid, "callSid": self.result.call_sid},
+                    }
+                )
         finally:
             receiver.cancel()
             await asyncio.gather(receiver, return_exceptions=True)
@@ -233,8 +252,11 @@ class _Conversation:
                 quiet_ms = (now - line.last_audio_at) * 1000
                 if replied and line.idle and quiet_ms >= turn.pause_ms:
                     return True
-            elif (line.speaking_since is not None and not line.idle
-                  and (now - line.speaking_since) * 1000 >= turn.barge_in_after_ms):
+            elif (
+                line.speaking_since is not None
+                and not line.idle
+                and (now - line.speaking_since) * 1000 >= turn.barge_in_after_ms
+            ):
                 return True
             await self._frame(SILENCE)
         return not self.closed.is_set()
@@ -251,9 +273,14 @@ class _Conversation:
         self.clear_at = None
         for digit in turn.dtmf:
             self.sequence += 1
-            await self.send({"event": "dtmf", "sequenceNumber": str(self.sequence),
-                             "streamSid": self.stream_sid,
-                             "dtmf": {"track": "inbound_track", "digit": digit}})
+            await self.send(
+                {
+                    "event": "dtmf",
+                    "sequenceNumber": str(self.sequence),
+                    "streamSid": self.stream_sid,
+                    "dtmf": {"track": "inbound_track", "digit": digit},
+                }
+            )
         for index, start in enumerate(range(0, len(audio), FRAME_BYTES)):
             if index == onset_frame:
                 record.onset_at = time.perf_counter()
@@ -270,8 +297,10 @@ class _Conversation:
         self.sequence += 1
         self.chunk += 1
         await self.ws.send(
-            self._prefix + f'{self.chunk}","timestamp":"{self.chunk * 20}","payload":"'
-            + base64.b64encode(payload).decode() + f'"}},"sequenceNumber":"{self.sequence}"}}'
+            self._prefix
+            + f'{self.chunk}","timestamp":"{self.chunk * 20}","payload":"'
+            + base64.b64encode(payload).decode()
+            + f'"}},"sequenceNumber":"{self.sequence}"}}'
         )
         line = self.line
         if not line.idle:
@@ -287,8 +316,14 @@ class _Conversation:
     async def _echo(self, name: str) -> None:
         self.sequence += 1
         self.result.marks_echoed += 1
-        await self.send({"event": "mark", "sequenceNumber": str(self.sequence),
-                         "streamSid": self.stream_sid, "mark": {"name": name}})
+        await self.send(
+            {
+                "event": "mark",
+                "sequenceNumber": str(self.sequence),
+                "streamSid": self.stream_sid,
+                "mark": {"name": name},
+            }
+        )
 
     async def _receive(self) -> None:
         line, result = self.line, self.result

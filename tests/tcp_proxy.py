@@ -56,7 +56,8 @@ class TcpProxy:
                 return
             self._open.update((writer, up_writer))
             await asyncio.gather(
-                self._pump(reader, up_writer), self._pump(up_reader, writer),
+                self._pump(reader, up_writer),
+                self._pump(up_reader, writer),
                 return_exceptions=True,
             )
             for end in (writer, up_writer):

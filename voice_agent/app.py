@@ -73,11 +73,17 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlett
             open_session=runtime.open_session,
             on_malformed=runtime.metrics.malformed_frames.inc,
         )
-        log.info("ready: pipeline %s, agents %s, database %s", runtime.pipeline.name,
-                 ", ".join(sorted(runtime.agents)), settings.database_url.split("@")[-1])
+        log.info(
+            "ready: pipeline %s, agents %s, database %s",
+            runtime.pipeline.name,
+            ", ".join(sorted(runtime.agents)),
+            settings.database_url.split("@")[-1],
+        )
         if settings.twilio_validate and runtime.signature is None:
-            log.warning("TWILIO_AUTH_TOKEN is unset: every Twilio webhook will be refused"
-                        " (set it, or TWILIO_VALIDATE=false for local experiments)")
+            log.warning(
+                "TWILIO_AUTH_TOKEN is unset: every Twilio webhook will be refused"
+                " (set it, or TWILIO_VALIDATE=false for local experiments)"
+            )
         try:
             yield
         finally:

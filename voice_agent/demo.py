@@ -51,8 +51,14 @@ async def running_server(settings: Settings, **app_options: object) -> AsyncIter
     app = create_app(settings, **app_options)  # type: ignore[arg-type]
     port = int(settings.public_base_url.rsplit(":", 1)[1])
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio",
-        http="httptools", lifespan="on", ws_per_message_deflate=False,
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="websockets-sansio",
+        http="httptools",
+        lifespan="on",
+        ws_per_message_deflate=False,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
@@ -82,8 +88,10 @@ async def run_demo(quiet: bool = False) -> int:
     except Exception as exc:
         print(f"voice-agent: {exc}", file=sys.stderr)
         return 2
-    console.print(f"[bold]OrenGen voice agent demo[/] · pipeline [cyan]{settings.pipeline}[/] · "
-                  f"database {settings.database_url}")
+    console.print(
+        f"[bold]OrenGen voice agent demo[/] · pipeline [cyan]{settings.pipeline}[/] · "
+        f"database {settings.database_url}"
+    )
     with console.status("loading speech models and starting the server…"):
         try:
             server = running_server(settings)
@@ -99,8 +107,9 @@ async def run_demo(quiet: bool = False) -> int:
     finally:
         await server.__aexit__(None, None, None)
     if result.error or stored is None:
-        print(f"voice-agent: demo call failed: {result.error or 'call not stored'}",
-              file=sys.stderr)
+        print(
+            f"voice-agent: demo call failed: {result.error or 'call not stored'}", file=sys.stderr
+        )
         return 1
     if not quiet:
         console.print(_turn_table(stored))
@@ -126,7 +135,8 @@ def _turn_table(call: StoredCall) -> Table:
                 for v in (turn.stt_ms, turn.llm_ms, turn.tts_first_byte_ms)
             )
         table.add_row(
-            who, text,
+            who,
+            text,
             f"{turn.total_ms:.0f}" if turn.total_ms is not None else "",
             stages,
             f"{turn.server_ms:.1f}" if turn.server_ms is not None else "",
@@ -140,10 +150,15 @@ def _summary(console: Console, result: CallResult, call: StoredCall) -> None:
     server = sorted(t.server_ms for t in call.turns if t.server_ms is not None)
     console.print(f"greeting first audio: [bold]{greeting}[/] after the stream started")
     if clears:
-        console.print("barge-in: line cleared "
-                      + ", ".join(f"{c:.0f} ms" for c in clears) + " after the caller began")
+        console.print(
+            "barge-in: line cleared "
+            + ", ".join(f"{c:.0f} ms" for c in clears)
+            + " after the caller began"
+        )
     if server:
-        console.print(f"server's own share per turn: median {server[len(server) // 2]:.1f} ms, "
-                      f"max {server[-1]:.1f} ms over {len(server)} turns")
+        console.print(
+            f"server's own share per turn: median {server[len(server) // 2]:.1f} ms, "
+            f"max {server[-1]:.1f} ms over {len(server)} turns"
+        )
     ended = "the agent hung up" if result.ended_by_server else "the caller hung up"
     console.print(f"call ended: {ended} ({call.end_reason or 'unknown'})")

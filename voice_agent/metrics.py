@@ -19,20 +19,29 @@ class Metrics:
         self.calls = Counter("voice_agent_calls", "Calls ended", ["reason"], registry=r)
         self.turns = Counter("voice_agent_turns", "Turns stored", ["role"], registry=r)
         self.stage_ms = Histogram(
-            "voice_agent_turn_stage_ms", "Per-turn latency by stage (ms)", ["stage"],
-            buckets=_STAGE_BUCKETS, registry=r,
+            "voice_agent_turn_stage_ms",
+            "Per-turn latency by stage (ms)",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=r,
         )
         self.server_ms = Histogram(
-            "voice_agent_server_share_ms", "Server's own share of turn latency (ms)",
-            buckets=_SMALL_BUCKETS, registry=r,
+            "voice_agent_server_share_ms",
+            "Server's own share of turn latency (ms)",
+            buckets=_SMALL_BUCKETS,
+            registry=r,
         )
         self.greeting_ms = Histogram(
-            "voice_agent_greeting_first_audio_ms", "Start message to first greeting audio (ms)",
-            buckets=_SMALL_BUCKETS, registry=r,
+            "voice_agent_greeting_first_audio_ms",
+            "Start message to first greeting audio (ms)",
+            buckets=_SMALL_BUCKETS,
+            registry=r,
         )
         self.clear_ms = Histogram(
-            "voice_agent_clear_ms", "Caller speech onset to clear sent (ms)",
-            buckets=_STAGE_BUCKETS, registry=r,
+            "voice_agent_clear_ms",
+            "Caller speech onset to clear sent (ms)",
+            buckets=_STAGE_BUCKETS,
+            registry=r,
         )
         self.provider_errors = Counter(
             "voice_agent_provider_errors", "Provider failures", ["stage"], registry=r

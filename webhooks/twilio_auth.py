@@ -20,7 +20,10 @@ async def verified_form(request: Request, runtime: Runtime) -> dict[str, str] | 
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         signature = request.headers.get("x-twilio-signature")
         if runtime.signature is None or not runtime.signature.check_http(path, pairs, signature):
-            log.warning("refused %s from %s: bad or missing Twilio signature",
-                        request.url.path, request.client.host if request.client else "?")
+            log.warning(
+                "refused %s from %s: bad or missing Twilio signature",
+                request.url.path,
+                request.client.host if request.client else "?",
+            )
             return None
     return dict(pairs)

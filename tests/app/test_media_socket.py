@@ -54,8 +54,9 @@ async def test_upgrade_refused_when_validation_has_no_auth_token(
         assert await refused_upgrade(settings, signed_stream_headers(settings)) == 403
 
 
-async def assert_refused_without_session(served: Served, call_sid: str, token: str | None,
-                                         start_sid: str | None = None) -> None:
+async def assert_refused_without_session(
+    served: Served, call_sid: str, token: str | None, start_sid: str | None = None
+) -> None:
     stream = await open_stream(served.settings, call_sid)
     await stream.start(token, call_sid=start_sid)
     await until(stream.closed.is_set, what="the server to close the stream")
@@ -114,8 +115,10 @@ async def test_media_before_start_is_ignored(served: Served) -> None:
     assert not stream.agent_audio and not stream.closed.is_set()
 
     await stream.start(token)
-    await until(lambda: served.metric("voice_agent_turns_total", role="agent") == 1,
-                what="the greeting, heard")
+    await until(
+        lambda: served.metric("voice_agent_turns_total", role="agent") == 1,
+        what="the greeting, heard",
+    )
     await stream.stop()
     await until(stream.closed.is_set, what="the call to end")
     assert await served.runtime.writes.flush(5.0)
@@ -139,8 +142,9 @@ async def test_broken_start_is_skipped_and_a_second_start_ignored(served: Served
 
     # A second start on a live stream (even with a fresh, valid token) opens nothing new.
     other_sid = new_call_sid()
-    await stream.send_json(stream.start_message(await issue_token(served.settings, other_sid),
-                                                call_sid=other_sid))
+    await stream.send_json(
+        stream.start_message(await issue_token(served.settings, other_sid), call_sid=other_sid)
+    )
     await stream.stop()
     await until(stream.closed.is_set, what="the call to end")
     assert stream.close_code == 1000

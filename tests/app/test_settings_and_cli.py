@@ -22,8 +22,11 @@ CLI = Path(sys.executable).with_name("voice-agent")
 
 def run_cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The installed command in a scrubbed environment: only what the test sets (and PATH)."""
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd),
-             "HF_HUB_OFFLINE": "1"} | env
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(cwd),
+        "HF_HUB_OFFLINE": "1",
+    } | env
     return subprocess.run(
         [str(CLI), *args], cwd=cwd, env=clean, capture_output=True, text=True, timeout=60
     )
@@ -64,8 +67,9 @@ def test_serve_refuses_a_malformed_setting(variable: str, value: str, tmp_path: 
 
 
 def test_transcript_of_an_unknown_call_fails(tmp_path: Path) -> None:
-    done = run_cli(["transcript", "NOPE"], tmp_path,
-                   DATABASE_URL=f"sqlite:///{tmp_path}/voice_agent.db")
+    done = run_cli(
+        ["transcript", "NOPE"], tmp_path, DATABASE_URL=f"sqlite:///{tmp_path}/voice_agent.db"
+    )
     assert done.returncode == 1
     assert "NOPE" in done.stderr and done.stdout == ""
 
@@ -74,17 +78,21 @@ async def test_transcript_json_of_a_real_call(served: Served, tmp_path: Path) ->
     call_sid = new_call_sid()
     stream = await open_stream(served.settings, call_sid)
     await stream.start(await issue_token(served.settings, call_sid))
-    await until(lambda: served.metric("voice_agent_turns_total", role="agent") == 1,
-                what="the greeting, heard")
+    await until(
+        lambda: served.metric("voice_agent_turns_total", role="agent") == 1,
+        what="the greeting, heard",
+    )
     await stream.send_audio(load_script()[0].audio + SILENCE_FRAME * 40)
-    await until(lambda: served.metric("voice_agent_turns_total", role="agent") == 2,
-                what="the reply")
+    await until(
+        lambda: served.metric("voice_agent_turns_total", role="agent") == 2, what="the reply"
+    )
     await stream.stop()
     await until(stream.closed.is_set, what="the call to end")
     assert await served.runtime.writes.flush(5.0)
 
-    done = run_cli(["transcript", call_sid, "--json"], tmp_path,
-                   DATABASE_URL=served.settings.database_url)
+    done = run_cli(
+        ["transcript", call_sid, "--json"], tmp_path, DATABASE_URL=served.settings.database_url
+    )
     assert done.returncode == 0, done.stderr
     transcript = orjson.loads(done.stdout)
     assert transcript["call_sid"] == call_sid

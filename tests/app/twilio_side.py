@@ -164,12 +164,14 @@ class MediaStream:
                 await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
-        await self.send_json({
-            "event": "stop",
-            "sequenceNumber": self._next_sequence(),
-            "streamSid": self.stream_sid,
-            "stop": {"accountSid": ACCOUNT_SID, "callSid": self.call_sid},
-        })
+        await self.send_json(
+            {
+                "event": "stop",
+                "sequenceNumber": self._next_sequence(),
+                "streamSid": self.stream_sid,
+                "stop": {"accountSid": ACCOUNT_SID, "callSid": self.call_sid},
+            }
+        )
 
     async def _receive(self) -> None:
         try:
@@ -183,12 +185,14 @@ class MediaStream:
                     self.marks_received.append(name)
                     if self.echo_marks:
                         self.marks_echoed += 1
-                        await self.send_json({
-                            "event": "mark",
-                            "sequenceNumber": self._next_sequence(),
-                            "streamSid": self.stream_sid,
-                            "mark": {"name": name},
-                        })
+                        await self.send_json(
+                            {
+                                "event": "mark",
+                                "sequenceNumber": self._next_sequence(),
+                                "streamSid": self.stream_sid,
+                                "mark": {"name": name},
+                            }
+                        )
                 elif event == "clear":
                     self.clears += 1
         except ConnectionClosed:

@@ -27,8 +27,10 @@ def _frames() -> list[bytes]:
 def media_messages() -> list[str]:
     out = Outbound("MZ" + "0" * 32)
     return [
-        out.media(frame).replace('"media":{', '"sequenceNumber":"5","media":{"track":"inbound",'
-                                 '"chunk":"3","timestamp":"60",')
+        out.media(frame).replace(
+            '"media":{',
+            '"sequenceNumber":"5","media":{"track":"inbound","chunk":"3","timestamp":"60",',
+        )
         for frame in _frames()
     ]
 
@@ -36,8 +38,9 @@ def media_messages() -> list[str]:
 def test_inbound_frame_path(benchmark: pytest.FixtureRequest, media_messages: list[str]) -> None:
     """Twilio's JSON frame to a VAD/endpointing decision: parse, decode, VAD, endpoint."""
     turns: list[object] = []
-    listener = Listener(lambda _at: None, turns.append, start_ms=120, silence_ms=500,
-                        aggressiveness=2)
+    listener = Listener(
+        lambda _at: None, turns.append, start_ms=120, silence_ms=500, aggressiveness=2
+    )
     messages = itertools.cycle(media_messages)
 
     def one_frame() -> None:
