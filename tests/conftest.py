@@ -4,10 +4,11 @@ running server on loopback."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from loadtest.standins.openai_server import Latency, StandinOpenAI
 from voice_agent.demo import free_port
 from voice_agent.providers.base import Pipeline
 from voice_agent.settings import Settings, load_settings
@@ -54,5 +55,30 @@ def make_settings(tmp_path: os.PathLike[str]) -> Callable[..., Settings]:
         }
         values.update(overrides)
         return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[StandinOpenAI]:
+    """The OpenAI stand-in on loopback, answering at once. Folders may override it."""
+    async with StandinOpenAI(Latency.none()) as server:
+        yield server
+
+
+@pytest.fixture
+def cascade_settings(
+    make_settings: Callable[..., Settings], standin: StandinOpenAI
+) -> Callable[..., Settings]:
+    """Settings for a cascade server whose OpenAI is the stand-in: fast, no models."""
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "openai_api_key": standin.api_key,
+            "openai_base_url": standin.base_url,
+            "agent_pipeline": "cascade",
+        }
+        values.update(overrides)
+        return make_settings(**values)
 
     return make

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from loadtest.standins.openai_server import Latency, StandinOpenAI
 from tests.tcp_proxy import TcpProxy
 from voice_agent.demo import running_server
 from voice_agent.runtime import Runtime
@@ -30,26 +29,6 @@ class Served:
     def metric(self, name: str, **labels: str) -> float:
         value = self.runtime.metrics.registry.get_sample_value(name, labels or None)
         return 0.0 if value is None else value
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[StandinOpenAI]:
-    async with StandinOpenAI(Latency.none()) as server:
-        yield server
-
-
-@pytest.fixture
-def cascade_settings(
-    make_settings: Callable[..., Settings], standin: StandinOpenAI
-) -> Callable[..., Settings]:
-    def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "openai_api_key": standin.api_key,
-            "openai_base_url": standin.base_url,
-        }
-        return make_settings(**(values | overrides))
-
-    return make
 
 
 @pytest.fixture

@@ -34,24 +34,6 @@ async def standin(transcriber: FixtureTranscriber) -> AsyncIterator[StandinOpenA
 
 
 @pytest.fixture
-def cascade_settings(
-    make_settings: Callable[..., Settings], standin: StandinOpenAI
-) -> Callable[..., Settings]:
-    """Settings for a cascade server whose OpenAI is the stand-in."""
-
-    def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "openai_api_key": standin.api_key,
-            "openai_base_url": standin.base_url,
-            "agent_pipeline": "cascade",
-        }
-        values.update(overrides)
-        return make_settings(**values)
-
-    return make
-
-
-@pytest.fixture
 def run_call(cascade_settings: Callable[..., Settings]) -> RunCall:
     """`await run_call(turns, ...)`: serve the app, place one call through it, and return
     what the caller got, the stored call and /metrics."""

@@ -333,23 +333,30 @@ class CallSession:
     def _sentence_ready(
         self, queue: asyncio.Queue[str | None], sentence: str, timing: _Timing
     ) -> None:
+        self._first_sentence_now(timing)
+        queue.put_nowait(sentence)
+
+    def _first_sentence_now(self, timing: _Timing) -> None:
         if timing.first_sentence_ms is None:
             timing.first_sentence_ms = self._since(timing.llm_started)
-        queue.put_nowait(sentence)
 
     async def _speak_queue(
         self, queue: asyncio.Queue[str | None], reply: SpokenReply, timing: _Timing
     ) -> None:
         while (sentence := await queue.get()) is not None:
-            try:
-                first_byte_ms = await self._speaker.speak(
-                    self._pipeline.tts, sentence, reply, self._agent.voice
-                )
-            except ProviderError as exc:
-                self._provider_failed(exc)
-                continue
-            if timing.tts_first_byte_ms is None:
-                timing.tts_first_byte_ms = first_byte_ms
+            await self._speak(sentence, reply, timing)
+
+    async def _speak(self, sentence: str, reply: SpokenReply, timing: _Timing) -> None:
+        """Speak one sentence; a TTS failure skips it (the caller never heard it)."""
+        try:
+            first_byte_ms = await self._speaker.speak(
+                self._pipeline.tts, sentence, reply, self._agent.voice
+            )
+        except ProviderError as exc:
+            self._provider_failed(exc)
+            return
+        if timing.tts_first_byte_ms is None:
+            timing.tts_first_byte_ms = first_byte_ms
 
     # --- tools ---------------------------------------------------------------------------
 
@@ -376,8 +383,11 @@ class CallSession:
             return False
         reason, number = ending
         if not reply.sentences:
+            # The model said nothing: the agent's own last words, and the call still ends
+            # as decided if they cannot be spoken.
             goodbye = self._agent.render_speech(self._agent.goodbye, self.call.variables)
-            await self._farewell(CONNECTING if number else goodbye, reply, timing)
+            self._first_sentence_now(timing)
+            await self._speak(CONNECTING if number else goodbye, reply, timing)
         await self._last_words(reply, timing)
         self._end_reason = reason
         if number:
@@ -385,20 +395,6 @@ class CallSession:
         else:
             await self._transport.hangup()
         return True
-
-    async def _farewell(self, text: str, reply: SpokenReply, timing: _Timing) -> None:
-        """Speak the agent's own last words; if TTS fails the call still ends as decided."""
-        if timing.first_sentence_ms is None:
-            timing.first_sentence_ms = self._since(timing.llm_started)
-        try:
-            first_byte_ms = await self._speaker.speak(
-                self._pipeline.tts, text, reply, self._agent.voice
-            )
-        except ProviderError as exc:
-            self._provider_failed(exc)
-            return
-        if timing.tts_first_byte_ms is None:
-            timing.tts_first_byte_ms = first_byte_ms
 
     async def _last_words(self, reply: SpokenReply, timing: _Timing) -> None:
         if reply.history_index is not None:
