@@ -24,9 +24,6 @@ class PhraseCache:
         self._ready: dict[tuple[str, str | None], bytes] = {}
         self._making: dict[tuple[str, str | None], asyncio.Future[bytes]] = {}
 
-    def cached(self, text: str, voice: str | None = None) -> bytes | None:
-        return self._ready.get((text, voice))
-
     async def get(self, text: str, voice: str | None = None) -> bytes:
         key = (text, voice)
         audio = self._ready.get(key)

@@ -242,9 +242,7 @@ class CallSession:
 
     async def _greet(self, text: str, started_at: float) -> None:
         reply = self._new_reply()
-        audio = self._phrases.cached(text, self._agent.voice)
-        if audio is None:
-            audio = await self._phrases.get(text, self._agent.voice)
+        audio = await self._phrases.get(text, self._agent.voice)  # cached: returns at once
         await self._play_phrase(reply, text, audio)
         if reply.first_audio_at is not None:
             self._sink.greeting_sent(self.call, (reply.first_audio_at - started_at) * 1000.0)
