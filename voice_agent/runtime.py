@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from prompts import AgentDefinition
 from prompts.loader import load_agents
@@ -23,7 +22,7 @@ from voice_agent.storage.write_queue import WriteQueue
 from voice_agent.telephony.media_socket import TwilioLine
 from voice_agent.telephony.protocol import Start
 from voice_agent.telephony.rest import TwilioRest
-from voice_agent.telephony.signature import TwilioSignature
+from voice_agent.telephony.signature import TwilioSignature, stream_url
 from voice_agent.telephony.tokens import CallTokenStore, MemoryTokenStore, RedisTokenStore
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,7 @@ class Runtime:
     @property
     def media_stream_url(self) -> str:
         """The wss:// URL Twilio opens, on the public origin (TLS ends in front of us)."""
-        parts = urlsplit(self.settings.public_base_url)
-        return f"wss://{parts.netloc}{parts.path.rstrip('/')}{MEDIA_PATH}"
+        return stream_url(self.settings.public_base_url, MEDIA_PATH)
 
     @property
     def session_config(self) -> SessionConfig:

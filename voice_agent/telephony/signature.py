@@ -50,6 +50,15 @@ def _pairs(params: FormParams) -> Iterable[tuple[str, str]]:
     return params
 
 
+def stream_url(public_base_url: str, path: str) -> str:
+    """The ``wss://`` URL for ``path`` on the public origin: what ``<Stream url>`` names and
+    what Twilio signs the websocket upgrade over (TLS ends in front of us)."""
+    parts = urlsplit(public_base_url)
+    # A deployment behind a path prefix (https://host/agent) keeps the prefix.
+    prefix = parts.path.rstrip("/")
+    return f"wss://{parts.netloc}{prefix}{path if path.startswith('/') else '/' + path}"
+
+
 class TwilioSignature:
     """Validates Twilio's HMAC-SHA1 request signatures against our public URLs."""
 
@@ -69,7 +78,7 @@ class TwilioSignature:
         # A deployment behind a path prefix (https://host/agent) keeps the prefix.
         self._prefix = parts.path.rstrip("/")
         self._http_base = f"{parts.scheme}://{parts.netloc}{self._prefix}"
-        self._ws_base = f"wss://{parts.netloc}{self._prefix}"
+        self._public_base_url = public_base_url
 
     @staticmethod
     def _path(path: str) -> str:
@@ -81,7 +90,7 @@ class TwilioSignature:
 
     def ws_url(self, path: str) -> str:
         """The ``wss://`` URL to put in ``<Stream url>``; Twilio signs the upgrade over it."""
-        return self._ws_base + self._path(path)
+        return stream_url(self._public_base_url, path)
 
     def check_http(self, path: str, params: FormParams, signature: str | None) -> bool:
         """Check a webhook: ``path`` as requested (with raw query), the full form body."""
