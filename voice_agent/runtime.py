@@ -18,6 +18,9 @@ from voice_agent.settings import Settings
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
+from voice_agent.storage.opt_outs import OptOutRepository
+from voice_agent.storage.scheduled_calls import ScheduledCallRepository
+from voice_agent.storage.tenants import Tenant, TenantRepository
 from voice_agent.storage.write_queue import WriteQueue
 from voice_agent.telephony.media_socket import TwilioLine
 from voice_agent.telephony.protocol import Start
@@ -44,6 +47,9 @@ class Runtime:
     rest: TwilioRest | None
     metrics: Metrics
     recorder: CallRecorder
+    tenants: TenantRepository
+    opt_outs: OptOutRepository
+    scheduled_calls: ScheduledCallRepository
     redis: object | None = None
     owns_pipeline: bool = True
 
@@ -153,8 +159,23 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         rest=rest,
         metrics=metrics,
         recorder=CallRecorder(writes, metrics),
+        tenants=TenantRepository(database),
+        opt_outs=OptOutRepository(database),
+        scheduled_calls=ScheduledCallRepository(database),
         redis=redis_client,
         owns_pipeline=owns_pipeline,
     )
+    await runtime.tenants.ensure(_default_tenant(settings, agents))
     await runtime.warm_greetings()
     return runtime
+
+
+def _default_tenant(settings: Settings, agents: dict[str, AgentDefinition]) -> Tenant:
+    """The tenant an embedded install starts with, so calls have an owner before any setup."""
+    outbound = "lead_qualifier" if "lead_qualifier" in agents else settings.default_agent
+    return Tenant(
+        slug=settings.default_tenant,
+        name=settings.default_tenant.replace("-", " ").title(),
+        agent=settings.default_agent,
+        outbound_agent=outbound,
+    )

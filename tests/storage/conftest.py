@@ -21,6 +21,7 @@ from sqlalchemy import text
 from tests.tcp_proxy import TcpProxy
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
+from voice_agent.storage.tables import metadata
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -89,7 +90,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> 
         db = await Database.connect(url)
         try:
             async with db.engine.begin() as conn:
-                await conn.execute(text("TRUNCATE turns, calls RESTART IDENTITY CASCADE"))
+                names = ", ".join(f'"{name}"' for name in metadata.tables)
+                await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         finally:
             await db.dispose()
 

@@ -9,7 +9,13 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from voice_agent.storage.database import Database
-from voice_agent.storage.migrate import current_revision, downgrade, upgrade, upgrade_sync
+from voice_agent.storage.migrate import (
+    current_heads,
+    downgrade,
+    script_heads,
+    upgrade,
+    upgrade_sync,
+)
 from voice_agent.storage.tables import metadata
 
 
@@ -32,12 +38,12 @@ async def _inspect(url: str) -> tuple[set[str], list[object]]:
 
 
 async def test_upgrade_from_zero_twice_matches_tables(empty_database_url: str) -> None:
-    assert await current_revision(empty_database_url) is None
+    assert await current_heads(empty_database_url) == set()
     await upgrade(empty_database_url)
     await upgrade(empty_database_url)  # second start: nothing to do, no error
-    assert await current_revision(empty_database_url) == "0001"
+    assert await current_heads(empty_database_url) == script_heads()
     tables, differences = await _inspect(empty_database_url)
-    assert {"calls", "turns", "alembic_version"} <= tables
+    assert {"calls", "turns", "tenants", "alembic_version"} <= tables
     # The hand-written migration and tables.py describe the same schema.
     assert differences == []
 
@@ -48,21 +54,21 @@ async def test_downgrade_then_upgrade_again(empty_database_url: str) -> None:
     tables, _ = await _inspect(empty_database_url)
     assert tables <= {"alembic_version"}
     await upgrade(empty_database_url)
-    assert await current_revision(empty_database_url) == "0001"
+    assert await current_heads(empty_database_url) == script_heads()
 
 
 @pytest.mark.postgres
 async def test_concurrent_upgrades_on_postgres_serialise(empty_pg_url: str) -> None:
     # Separate engines, separate sessions: as two workers starting at the same moment.
     await asyncio.gather(*(upgrade(empty_pg_url) for _ in range(4)))
-    assert await current_revision(empty_pg_url) == "0001"
+    assert await current_heads(empty_pg_url) == script_heads()
     _, differences = await _inspect(empty_pg_url)
     assert differences == []
 
 
 def test_sync_wrapper_outside_an_event_loop(empty_database_url: str) -> None:
     upgrade_sync(empty_database_url)
-    assert asyncio.run(current_revision(empty_database_url)) == "0001"
+    assert asyncio.run(current_heads(empty_database_url)) == script_heads()
 
 
 async def test_unknown_scheme_fails_before_touching_anything() -> None:

@@ -27,9 +27,12 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(database_url: str, revision: str = "head") -> None:
+async def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the schema to ``revision``. Idempotent; concurrent callers on PostgreSQL wait
-    for each other on an advisory lock, and the second one finds nothing to do."""
+    for each other on an advisory lock, and the second one finds nothing to do.
+
+    "heads", not "head": features add their tables as branches off a shared revision, and
+    every branch is applied without a merge revision tying them together."""
     await _run(database_url, lambda config: command.upgrade(config, revision))
 
 
@@ -37,12 +40,12 @@ async def downgrade(database_url: str, revision: str = "base") -> None:
     await _run(database_url, lambda config: command.downgrade(config, revision))
 
 
-async def current_revision(database_url: str) -> str | None:
-    """The revision the database is at, or None before the first migration."""
+async def current_heads(database_url: str) -> set[str]:
+    """The revisions the database is at (one per migration branch); empty before the first."""
     from alembic.runtime.migration import MigrationContext
 
-    def read(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+    def read(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
 
     engine = create_async_engine(async_url(database_url), poolclass=pool.NullPool)
     try:
@@ -52,7 +55,14 @@ async def current_revision(database_url: str) -> str | None:
         await engine.dispose()
 
 
-def upgrade_sync(database_url: str, revision: str = "head") -> None:
+def script_heads() -> set[str]:
+    """The newest revision of every migration branch shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def upgrade_sync(database_url: str, revision: str = "heads") -> None:
     """For the CLI and other code outside an event loop."""
     asyncio.run(upgrade(database_url, revision))
 

@@ -127,3 +127,85 @@ LATENCY_COLUMNS: tuple[str, ...] = (
     "total_ms",
     "server_ms",
 )
+
+# --- Tenants, their numbers, opt-outs and the outbound call schedule (0002) ---
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    # Agent definition slugs (prompts/*.toml) for calls in and out.
+    Column("agent", String(64), nullable=False),
+    Column("outbound_agent", String(64), nullable=False),
+    # IANA zone used when a lead's own zone cannot be told from its number.
+    Column("timezone", String(64), nullable=False, server_default="America/New_York"),
+    # Local wall-clock window for outbound calls, minutes after midnight, [start, end).
+    Column("calling_start_min", Integer, nullable=False, server_default="540"),
+    Column("calling_end_min", Integer, nullable=False, server_default="1200"),
+    # ISO weekdays allowed for outbound calls, e.g. "12345" for Monday to Friday.
+    Column("calling_days", String(7), nullable=False, server_default="123456"),
+    Column("retry_attempts", Integer, nullable=False, server_default="2"),
+    Column("retry_interval_min", Integer, nullable=False, server_default="30"),
+    Column("recording_retention_days", Integer, nullable=False, server_default="90"),
+    Column("sms_help_text", Text, nullable=True),
+    Column("sms_max_segments", Integer, nullable=False, server_default="3"),
+    Column("brand_color", String(16), nullable=False, server_default="#2563eb"),
+    Column("logo_url", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The phone numbers a tenant owns: the called number of an inbound call or SMS picks
+# the tenant (and, when set, an agent other than the tenant's default).
+tenant_numbers = Table(
+    "tenant_numbers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("number", String(32), nullable=False, unique=True),
+    Column(
+        "tenant",
+        String(64),
+        ForeignKey("tenants.slug", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("agent", String(64), nullable=True),
+    Index(None, "tenant"),
+)
+
+# One row per (tenant, number) that ever sent an opt-out or opt-in keyword; the latest wins.
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("number", String(32), nullable=False),
+    Column("opted_out", Boolean, nullable=False),
+    Column("keyword", String(32), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "number"),
+)
+
+# Outbound calls waiting for their time: first attempts of leads, retries, callbacks asked
+# for by SMS, calls placed by hand. Stored so a restart loses none of them.
+scheduled_calls = Table(
+    "scheduled_calls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("to_number", String(32), nullable=False),
+    Column("agent", String(64), nullable=True),
+    Column("reason", String(32), nullable=False),  # lead | retry | callback | manual
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("lead_id", Integer, nullable=True),
+    Column("context", JSONType, nullable=True),  # fields the agent's prompt is rendered with
+    Column("due_at", UTCDateTime, nullable=False),
+    # pending -> placing -> placed | failed | cancelled
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("call_sid", String(64), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status", "due_at"),
+    Index(None, "tenant", "to_number"),
+)
