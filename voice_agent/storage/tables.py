@@ -85,6 +85,15 @@ calls = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
     Column("metadata", JSONType, nullable=True),
+    # Filled in after the start, from status callbacks, the recorder and the lead.
+    Column("lead_id", Integer, nullable=True),
+    Column("answered_by", String(32), nullable=True),  # human | machine_* | fax | unknown
+    Column("duration_s", Integer, nullable=True),
+    Column("price", Float, nullable=True),
+    Column("price_unit", String(8), nullable=True),
+    Column("recording_path", Text, nullable=True),  # starts at started_at
+    Column("outcome", String(32), nullable=True),
+    Column("summary", Text, nullable=True),
     # Leading on tenant: serves the tenant filter and the newest-first listing together.
     Index(None, "tenant", "started_at"),
     Index(None, "started_at"),
@@ -208,4 +217,77 @@ scheduled_calls = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "status", "due_at"),
     Index(None, "tenant", "to_number"),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("first_name", String(100), nullable=False),
+    Column("last_name", String(100), nullable=False, server_default=""),
+    Column("email", String(320), nullable=True),
+    Column("phone", String(32), nullable=False),  # E.164
+    Column("source", String(100), nullable=True),
+    Column("fields", JSONType, nullable=True),  # the form's optional extras, as sent
+    # new -> calling -> contacted | voicemail | no-answer | opted-out | failed
+    Column("status", String(32), nullable=False, server_default="new"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "tenant", "created_at"),
+    Index(None, "tenant", "phone"),
+    Index(None, "tenant", "email"),
+)
+
+# One SMS conversation per (tenant, the other party's number).
+sms_threads = Table(
+    "sms_threads",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("number", String(32), nullable=False),  # the lead's or caller's number
+    Column("business_number", String(32), nullable=False),  # ours, that they texted
+    Column("agent", String(64), nullable=False),
+    # "agent" while the agent answers; "handoff" once a human has been asked for.
+    Column("state", String(16), nullable=False, server_default="agent"),
+    Column("lead_id", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_message_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "number"),
+    Index(None, "tenant", "last_message_at"),
+)
+
+sms_messages = Table(
+    "sms_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "thread_id",
+        Integer,
+        ForeignKey("sms_threads.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("direction", String(16), nullable=False),  # inbound | outbound
+    Column("body", Text, nullable=False),
+    Column("media_urls", JSONType, nullable=True),
+    Column("message_sid", String(64), nullable=True, unique=True),
+    # received | queued | sending | sent | delivered | undelivered | failed
+    Column("status", String(16), nullable=False),
+    Column("segments", Integer, nullable=False, server_default="1"),
+    Column("error_code", String(16), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "thread_id", "created_at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-case
+    Column("password_hash", Text, nullable=False),  # argon2
+    Column("role", String(16), nullable=False),  # admin | staff
+    Column("tenant", String(64), nullable=True),  # None for admins
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime, nullable=True),
 )
