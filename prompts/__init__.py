@@ -3,6 +3,7 @@
 from prompts.definition import AgentDefinition, Extractor, FaqEntry, PlaybookStep, tidy_speech
 from prompts.loader import (
     EXTRACTORS,
+    SMS_TOOL_NAMES,
     TOOL_NAMES,
     AgentDefinitionError,
     load_agent,
@@ -12,6 +13,7 @@ from prompts.loader import (
 
 __all__ = [
     "EXTRACTORS",
+    "SMS_TOOL_NAMES",
     "TOOL_NAMES",
     "AgentDefinition",
     "AgentDefinitionError",

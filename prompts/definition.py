@@ -74,6 +74,22 @@ class AgentDefinition:
     booking_confirmation: str = ""
     #: Said when a step is skipped after the caller could not be understood twice.
     skip: str = "No problem, let's keep going."
+    # --- text (SMS) mode -----------------------------------------------------------------
+    #: Named links the agent may text (send_link tool, follow-up SMS): name -> https URL.
+    #: Link names are also template variables.
+    links: Mapping[str, str] = field(default_factory=dict)
+    #: Tools the agent has by text: hand_off, schedule_callback, send_link.
+    sms_tools: tuple[str, ...] = ()
+    #: System prompt by text; empty: the voice prompt with a text-mode note appended.
+    sms_system_prompt: str = ""
+    #: First reply of a new SMS thread when the offline playbook answers.
+    sms_greeting: str = ""
+    #: Texted when the thread is handed to staff (and the model said nothing itself).
+    sms_handoff: str = (
+        "Thanks, I've passed this to a member of our team, who will text you back shortly."
+    )
+    #: Texted to the other party after a call with them; empty: no follow-up.
+    followup_sms: str = ""
 
     def render(self, template: str, variables: Mapping[str, str] | None = None) -> str:
         """Fill a template from the definition's defaults overlaid with per-call values."""

@@ -13,11 +13,14 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
+from urllib.parse import urlsplit
 
 from prompts.definition import AgentDefinition, Extractor, FaqEntry, PlaybookStep
 
 #: Tools an agent may be given; the conversation core knows how to run exactly these.
 TOOL_NAMES: frozenset[str] = frozenset({"end_call", "transfer_call"})
+#: Tools an agent may be given in text (SMS) mode.
+SMS_TOOL_NAMES: frozenset[str] = frozenset({"hand_off", "schedule_callback", "send_link"})
 EXTRACTORS: tuple[str, ...] = get_args(Extractor)
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
@@ -43,6 +46,10 @@ _OPTIONAL_TEXT = (
     "transfer_unavailable",
     "booking_confirmation",
     "skip",
+    "sms_system_prompt",
+    "sms_greeting",
+    "sms_handoff",
+    "followup_sms",
 )
 _TOP_KEYS = frozenset(
     (
@@ -54,6 +61,8 @@ _TOP_KEYS = frozenset(
         "faq",
         "tools",
         "variables",
+        "links",
+        "sms_tools",
     )
 )
 _STEP_KEYS = frozenset({"id", "slot", "ask", "extract", "reprompt", "ack", "decline"})
@@ -164,6 +173,8 @@ class _Reader:
         steps = self.steps(raw.get("steps", []))
         faq = self.faq(raw.get("faq", []))
         tools = self.tools(raw.get("tools", ["end_call", "transfer_call"]))
+        links = self.links(raw.get("links", {}), variables)
+        sms_tools = self.sms_tools(raw.get("sms_tools", []), links)
 
         transfer_number = None
         if "transfer_number" in raw:
@@ -180,7 +191,7 @@ class _Reader:
         if "transfer_call" in tools and transfer_number is None:
             raise self.fail("transfer_number", "missing, but 'transfer_call' is in tools")
 
-        known = set(variables) | {step.slot for step in steps}
+        known = set(variables) | {step.slot for step in steps} | set(links)
         templates = {key: values[key] for key in _TEMPLATE_FIELDS if values.get(key)}
         if transfer_number:
             templates["transfer_number"] = transfer_number
@@ -197,6 +208,8 @@ class _Reader:
             faq=faq,
             tools=tools,
             variables=variables,
+            links=links,
+            sms_tools=sms_tools,
             transfer_number=transfer_number,
             voice=voice,
             **values,
@@ -317,6 +330,39 @@ class _Reader:
                 )
         if len(set(value)) != len(value):
             raise self.fail("tools", "lists a tool twice")
+        return tuple(value)
+
+    def links(self, value: Any, variables: Mapping[str, str]) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail("links", 'must be a table of name = "https://..."')
+        out: dict[str, str] = {}
+        for name, url in value.items():
+            where = f"links.{name}"
+            if not _IDENTIFIER.match(name):
+                raise self.fail(where, "name must be lowercase snake_case")
+            if name in variables:
+                raise self.fail(where, "is also a variable name; links and variables share names")
+            if not isinstance(url, str):
+                raise self.fail(where, f"must be a string, got {type(url).__name__}")
+            parts = urlsplit(url.strip())
+            if parts.scheme not in ("http", "https") or not parts.netloc or " " in url.strip():
+                raise self.fail(where, f"{url!r} is not an http(s) URL")
+            out[name] = url.strip()
+        return out
+
+    def sms_tools(self, value: Any, links: Mapping[str, str]) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail("sms_tools", "must be an array of tool names")
+        for name in value:
+            if name not in SMS_TOOL_NAMES:
+                raise self.fail(
+                    "sms_tools",
+                    f"unknown tool {name!r} (allowed: " + ", ".join(sorted(SMS_TOOL_NAMES)) + ")",
+                )
+        if len(set(value)) != len(value):
+            raise self.fail("sms_tools", "lists a tool twice")
+        if "send_link" in value and not links:
+            raise self.fail("sms_tools", "'send_link' needs at least one entry in [links]")
         return tuple(value)
 
     def placeholders(self, field: str, template: str, known: set[str]) -> None:

@@ -17,6 +17,7 @@ from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
 from voice_agent.settings import Settings
 from voice_agent.telephony.media_socket import MediaStreamEndpoint
+from webhooks.twilio_sms import sms, sms_status
 from webhooks.twilio_voice import voice
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlett
     app = Starlette(
         routes=[
             Route("/twilio/voice", voice, methods=["POST"]),
+            Route("/twilio/sms", sms, methods=["POST"]),
+            Route("/twilio/sms/status", sms_status, methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, media),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -8,18 +8,23 @@ from dataclasses import dataclass
 from prompts import AgentDefinition
 from prompts.loader import load_agents
 from voice_agent.conversation.phrases import PhraseCache
-from voice_agent.conversation.ports import CallInfo
+from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import CallSession, SessionConfig
+from voice_agent.conversation.sinks import TeeSink
 from voice_agent.metrics import Metrics
 from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline
 from voice_agent.recorder import CallRecorder
 from voice_agent.settings import Settings
+from voice_agent.sms.followup import FollowUpSink
+from voice_agent.sms.sender import SmsSender
+from voice_agent.sms.service import SmsService
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
 from voice_agent.storage.opt_outs import OptOutRepository
 from voice_agent.storage.scheduled_calls import ScheduledCallRepository
+from voice_agent.storage.sms import SmsRepository
 from voice_agent.storage.tenants import Tenant, TenantRepository
 from voice_agent.storage.write_queue import WriteQueue
 from voice_agent.telephony.media_socket import TwilioLine
@@ -52,6 +57,9 @@ class Runtime:
     scheduled_calls: ScheduledCallRepository
     redis: object | None = None
     owns_pipeline: bool = True
+    sms: SmsService | None = None
+    #: What every call reports to; the recorder alone unless more sinks are composed.
+    session_sink: SessionSink | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -88,7 +96,7 @@ class Runtime:
             pipeline=self.pipeline,
             phrases=self.phrases,
             transport=line,
-            sink=self.recorder,
+            sink=self.session_sink or self.recorder,
             config=self.session_config,
         )
 
@@ -98,6 +106,8 @@ class Runtime:
             await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
 
     async def aclose(self) -> None:
+        if self.sms is not None:
+            await self.sms.aclose()
         unwritten = await self.writes.aclose()
         if unwritten:
             log.error("%d call records could not be written before shutdown", unwritten)
@@ -166,8 +176,34 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         owns_pipeline=owns_pipeline,
     )
     await runtime.tenants.ensure(_default_tenant(settings, agents))
+    runtime.sms = _sms_service(runtime)
+    runtime.session_sink = TeeSink(runtime.recorder, FollowUpSink(runtime.sms))
     await runtime.warm_greetings()
     return runtime
+
+
+def _sms_service(runtime: Runtime) -> SmsService:
+    settings = runtime.settings
+    sender = SmsSender(
+        SmsRepository(runtime.database),
+        runtime.opt_outs,
+        runtime.rest,
+        settings.public_base_url,
+        settings.twilio_from_number,
+    )
+    return SmsService(
+        agents=runtime.agents,
+        default_agent=settings.default_agent,
+        default_tenant=settings.default_tenant,
+        pipeline=runtime.pipeline,
+        tenants=runtime.tenants,
+        opt_outs=runtime.opt_outs,
+        scheduled=runtime.scheduled_calls,
+        repo=SmsRepository(runtime.database),
+        sender=sender,
+        reply_within_s=settings.sms_reply_within_s,
+        replies_per_minute=settings.sms_replies_per_minute,
+    )
 
 
 def _default_tenant(settings: Settings, agents: dict[str, AgentDefinition]) -> Tenant:

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     barge_in_min_ms: int = Field(default=120, ge=20, le=2000)
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
 
+    #: An SMS reply ready within this is sent as the webhook's TwiML; later, by the REST API.
+    sms_reply_within_s: float = Field(default=3.0, gt=0, le=14)
+    #: Agent replies per number per minute; beyond it messages are stored, not answered.
+    sms_replies_per_minute: int = Field(default=5, ge=1, le=60)
+
     default_agent: str = "receptionist"
     default_tenant: str = "default"
     lead_webhook_secret: str | None = None

@@ -11,7 +11,9 @@ and load runs can assert on what the agent asked Twilio to do:
 
 Error bodies copy Twilio's shape (``code``, ``message``, ``more_info``, ``status``).
 Error codes used: 20003 (authentication), 20404 (not found), 21201 / 21213 / 21205
-(missing To / From / Url), 21218 (invalid Status); others are not imitated.
+(missing To / From / Url), 21218 (invalid Status); for Messages.create 21604 / 21603 /
+21602 (missing To / From / Body) and 21610 (recipient texted STOP: see ``block``); others
+are not imitated.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-__all__ = ["RecordedRequest", "StandinCall", "TwilioRestStandin"]
+__all__ = ["RecordedRequest", "StandinCall", "StandinMessage", "TwilioRestStandin"]
 
 API_VERSION = "2010-04-01"
 _TERMINAL = frozenset({"completed", "canceled", "busy", "failed", "no-answer"})
@@ -80,6 +82,17 @@ class StandinCall:
     history: list[dict[str, str]] = field(default_factory=list)  # every update's fields
 
 
+@dataclass(slots=True)
+class StandinMessage:
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status: str
+    media_urls: list[str] = field(default_factory=list)
+    status_callback: str | None = None
+
+
 RequestCallback = Callable[[RecordedRequest], Awaitable[None] | None]
 
 
@@ -107,6 +120,10 @@ def _new_call_sid() -> str:
     return "CA" + secrets.token_hex(16)
 
 
+def _new_message_sid() -> str:
+    return "SM" + secrets.token_hex(16)
+
+
 class TwilioRestStandin:
     """Loopback imitation of ``api.twilio.com`` for one account."""
 
@@ -121,6 +138,9 @@ class TwilioRestStandin:
         self.host = host
         self.requests: list[RecordedRequest] = []
         self.calls: dict[str, StandinCall] = {}
+        self.messages: dict[str, StandinMessage] = {}
+        # Recipients that texted STOP to the account: Messages.create to them fails (21610).
+        self.blocked: set[str] = set()
         # Seconds to wait before answering; lets tests exercise client timeouts.
         self.response_delay_s = 0.0
         self._callbacks: list[RequestCallback] = []
@@ -137,6 +157,7 @@ class TwilioRestStandin:
                 Route(prefix + "/Calls.json", self._create_call, methods=["POST"]),
                 Route(prefix + "/Calls/{call_sid}.json", self._update_call, methods=["POST"]),
                 Route(prefix + "/Calls/{call_sid}.json", self._fetch_call, methods=["GET"]),
+                Route(prefix + "/Messages.json", self._create_message, methods=["POST"]),
             ]
         )
 
@@ -163,6 +184,13 @@ class TwilioRestStandin:
         call = StandinCall(call_sid, to, from_, status, direction="inbound")
         self.calls[call_sid] = call
         return call
+
+    def block(self, number: str) -> None:
+        """Act as if `number` texted STOP: Twilio then refuses every message to it."""
+        self.blocked.add(number)
+
+    def message_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/Messages.json")]
 
     def requests_for(self, call_sid: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.call_sid == call_sid]
@@ -348,5 +376,61 @@ class TwilioRestStandin:
             if not self._account_ok(request) or call is None:
                 return self._not_found(request)
             return JSONResponse(self._call_json(call))
+
+        return await self._answer(recorded, respond)
+
+    def _message_json(self, message: StandinMessage) -> dict[str, Any]:
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{message.sid}.json"
+        now = formatdate(usegmt=True)
+        return {
+            "sid": message.sid,
+            "account_sid": self.account_sid,
+            "messaging_service_sid": None,
+            "to": message.to,
+            "from": message.from_,
+            "body": message.body,
+            "status": message.status,
+            "direction": "outbound-api",
+            "num_segments": "1",
+            "num_media": str(len(message.media_urls)),
+            "api_version": API_VERSION,
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "price": None,
+            "price_unit": "USD",
+            "error_code": None,
+            "error_message": None,
+            "uri": uri,
+            "subresource_uris": {},
+        }
+
+    async def _create_message(self, request: Request) -> JSONResponse:
+        recorded = await self._record(request)
+
+        def respond() -> JSONResponse:
+            if not self._account_ok(request):
+                return self._not_found(request)
+            form = recorded.form
+            media = [value for name, value in recorded.params if name == "MediaUrl"]
+            if not form.get("To"):
+                return _error(400, 21604, "A 'To' phone number is required.")
+            if not form.get("From") and not form.get("MessagingServiceSid"):
+                return _error(400, 21603, "A 'From' phone number is required.")
+            if not form.get("Body") and not media:
+                return _error(400, 21602, "Message body is required.")
+            if form["To"] in self.blocked:
+                return _error(400, 21610, "Attempt to send to unsubscribed recipient")
+            message = StandinMessage(
+                sid=_new_message_sid(),
+                to=form["To"],
+                from_=form.get("From", ""),
+                body=form.get("Body", ""),
+                status="queued",
+                media_urls=media,
+                status_callback=form.get("StatusCallback"),
+            )
+            self.messages[message.sid] = message
+            return JSONResponse(self._message_json(message), status_code=201)
 
         return await self._answer(recorded, respond)

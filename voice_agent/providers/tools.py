@@ -12,6 +12,10 @@ from typing import Any
 
 END_CALL = "end_call"
 TRANSFER_CALL = "transfer_call"
+# Text (SMS) mode.
+HAND_OFF = "hand_off"
+SCHEDULE_CALLBACK = "schedule_callback"
+SEND_LINK = "send_link"
 
 
 def _function(name: str, description: str, properties: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,6 +48,31 @@ TOOL_SPECS: Mapping[str, dict[str, Any]] = {
         "Transfer the caller to a human colleague, when they ask for a person or need "
         "something the agent cannot do.",
         _REASON,
+    ),
+    HAND_OFF: _function(
+        HAND_OFF,
+        "Hand the conversation to a human colleague, who will text back: when the person "
+        "asks for a human or needs something the assistant cannot do. The assistant stops "
+        "answering this conversation afterwards.",
+        _REASON,
+    ),
+    SCHEDULE_CALLBACK: _function(
+        SCHEDULE_CALLBACK,
+        "Book a phone call back to this person. The call is placed at the asked time or, "
+        "if that is outside calling hours, at the next time calling hours allow.",
+        {
+            "at": {
+                "type": "string",
+                "description": "When to call, as a local ISO 8601 date and time such as "
+                "2026-03-04T15:30; omit for as soon as possible.",
+            },
+            "note": {"type": "string", "description": "What the call is about, briefly."},
+        },
+    ),
+    SEND_LINK: _function(
+        SEND_LINK,
+        "Send one of the business's links (named in the instructions) in the reply.",
+        {"name": {"type": "string", "description": "The link's name, e.g. booking."}},
     ),
 }
 

@@ -1,4 +1,5 @@
-"""The slice of Twilio's REST API the agent uses: hang up, redirect, place calls (§3).
+"""The slice of Twilio's REST API the agent uses: hang up, redirect, place calls (§3),
+send texts (§4.3).
 
 Built on twilio-python's ``*_async`` resource methods, which never block the event loop.
 Their transport is an httpx client plugged in through the SDK's ``AsyncHttpClient``
@@ -203,3 +204,29 @@ class TwilioRest:
         if not call.sid:
             raise TwilioRestError(0, None, "create call response has no sid")
         return call.sid
+
+    async def send_sms(
+        self,
+        to: str,
+        from_: str,
+        body: str,
+        status_callback: str | None = None,
+        media_url: list[str] | None = None,
+    ) -> tuple[str, str]:
+        """Send a text (Messages.create, §4.3); returns (MessageSid, status).
+
+        A number that texted STOP is refused by Twilio with HTTP 400 / code 21610."""
+        if not to or not from_:
+            raise ValueError("to and from_ are required")
+        if not body and not media_url:
+            raise ValueError("a message needs a body or media")
+        kwargs: dict[str, Any] = {"to": to, "from_": from_, "body": body}
+        if status_callback is not None:
+            kwargs["status_callback"] = status_callback
+        if media_url:
+            kwargs["media_url"] = media_url
+        messages = self._twilio().api.account.messages
+        message = await self._call(messages.create_async(**kwargs))
+        if not message.sid:
+            raise TwilioRestError(0, None, "create message response has no sid")
+        return message.sid, str(message.status or "queued")

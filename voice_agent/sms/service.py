@@ -1,0 +1,372 @@
+"""One inbound text, from webhook to reply: route, store, keywords, limits, the agent.
+
+Order matters for compliance: the message is stored first, then compliance keywords are
+acted on before any model sees the text, then an opted-out number, a thread handed to
+staff or a number over its rate limit gets no reply. Only then does the agent answer.
+
+Keyword decisions (see keywords.py for the matching rule):
+- Opt-out (STOP…): recorded per tenant, pending scheduled calls to the number cancelled, and
+  NO reply of ours: Twilio's SMS STOP filtering already sends the carrier-approved
+  confirmation and blocks the number, so our own would be refused (error 21610) or be a
+  second confirmation. Nothing is sent to the number afterwards from any path.
+- Opt-in (START, YES, UNSTOP): only when the number is opted out (otherwise "yes" is an
+  answer for the agent); recorded, and again Twilio sends the confirmation.
+- HELP, INFO: the tenant's sms_help_text (or a default naming the tenant), not when the
+  number is opted out (Twilio does not answer HELP then either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from prompts import AgentDefinition
+from voice_agent.conversation.ports import CallInfo
+from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
+from voice_agent.providers.base import Pipeline
+from voice_agent.sms.keywords import classify
+from voice_agent.sms.segments import count_segments
+from voice_agent.sms.sender import SmsSender
+from voice_agent.sms.toolbox import ThreadTools, local_zone
+from voice_agent.storage.opt_outs import OptOutRepository
+from voice_agent.storage.scheduled_calls import ScheduledCallRepository
+from voice_agent.storage.sms import DuplicateMessage, SmsMessage, SmsRepository, SmsThread
+from voice_agent.storage.tenants import Tenant, TenantRepository, UnknownTenant
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+DEFAULT_HELP = (
+    "{name}: text us here with any question, or call this number. "
+    "Reply STOP to opt out. Msg & data rates may apply."
+)
+MEDIA_ACK = "Thanks, we got your {what}. A member of our team will take a look."
+#: How much of a thread the agent reads.
+HISTORY_LIMIT = 40
+_RATE_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSms:
+    message_sid: str
+    from_number: str
+    to_number: str
+    body: str
+    #: (url, content type) per attachment.
+    media: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_form(cls, form: Mapping[str, str]) -> InboundSms:
+        """Read Twilio's incoming-message parameters; ValueError names missing fields."""
+        missing = [name for name in ("MessageSid", "From", "To") if not form.get(name)]
+        if missing:
+            raise ValueError("missing " + ", ".join(missing))
+        try:
+            count = int(form.get("NumMedia") or 0)
+        except ValueError:
+            raise ValueError("NumMedia must be a whole number") from None
+        media = tuple(
+            (form[f"MediaUrl{i}"], form.get(f"MediaContentType{i}", ""))
+            for i in range(max(0, min(count, 10)))
+            if form.get(f"MediaUrl{i}")
+        )
+        return cls(form["MessageSid"], form["From"], form["To"], form.get("Body", ""), media)
+
+
+@dataclass(frozen=True, slots=True)
+class InlineReply:
+    """A reply to put in the webhook's TwiML <Message>."""
+
+    body: str
+    status_callback: str
+
+
+class SmsService:
+    """Owns the SMS conversations of one server process and the tasks that finish them."""
+
+    def __init__(
+        self,
+        *,
+        agents: Mapping[str, AgentDefinition],
+        default_agent: str,
+        default_tenant: str,
+        pipeline: Pipeline,
+        tenants: TenantRepository,
+        opt_outs: OptOutRepository,
+        scheduled: ScheduledCallRepository,
+        repo: SmsRepository,
+        sender: SmsSender,
+        reply_within_s: float,
+        replies_per_minute: int,
+    ) -> None:
+        self._agents = agents
+        self._default_agent = default_agent
+        self._default_tenant = default_tenant
+        self._pipeline = pipeline
+        self._tenants = tenants
+        self._opt_outs = opt_outs
+        self._scheduled = scheduled
+        self._repo = repo
+        self.sender = sender
+        self._within = reply_within_s
+        self._per_minute = replies_per_minute
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+        self._closing = False
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    async def receive(self, sms: InboundSms) -> InlineReply | None:
+        """Handle one incoming text; the reply to send in the webhook's answer, if any."""
+        routed = await self._route(sms.to_number)
+        if routed is None:
+            log.warning(
+                "sms %s from %s to %s: no tenant owns that number; ignored",
+                sms.message_sid,
+                sms.from_number,
+                sms.to_number,
+            )
+            return None
+        tenant, agent_slug = routed
+        thread = await self._repo.open_thread(
+            tenant.slug, sms.from_number, sms.to_number, agent_slug
+        )
+        try:
+            await self._repo.add_message(
+                thread.id,
+                direction="inbound",
+                body=sms.body,
+                status="received",
+                segments=count_segments(sms.body).segments if sms.body else 1,
+                media_urls=[url for url, _ in sms.media],
+                message_sid=sms.message_sid,
+            )
+        except DuplicateMessage:
+            log.info("sms %s already received (Twilio retry); not answered twice", sms.message_sid)
+            return None
+
+        number = sms.from_number
+        keyword = classify(sms.body)
+        opted_out = await self._opt_outs.is_opted_out(tenant.slug, number)
+        if keyword is not None and keyword.kind == "opt_out":
+            await self._opt_outs.record(tenant.slug, number, opted_out=True, keyword=keyword.word)
+            cancelled = await self._scheduled.cancel_pending(tenant.slug, number)
+            log.info(
+                "sms: %s opted out of %s (%s); %d scheduled calls cancelled",
+                number,
+                tenant.slug,
+                keyword.word,
+                cancelled,
+            )
+            return None
+        if keyword is not None and keyword.kind == "opt_in" and opted_out:
+            await self._opt_outs.record(tenant.slug, number, opted_out=False, keyword=keyword.word)
+            log.info("sms: %s opted back in to %s (%s)", number, tenant.slug, keyword.word)
+            return None
+        if opted_out:
+            log.info("sms from %s (%s): opted out; stored, not answered", number, tenant.slug)
+            return None
+        if keyword is not None and keyword.kind == "help":
+            help_text = tenant.sms_help_text or DEFAULT_HELP.format(name=tenant.name)
+            return await self._fixed_reply(thread, tenant, help_text)
+        if thread.state != "agent":
+            log.info("sms thread %d is with staff (%s); agent silent", thread.id, thread.state)
+            return None
+        if sms.media and not sms.body.strip():
+            what = "picture" if all(t.startswith("image/") for _, t in sms.media) else "file"
+            if len(sms.media) > 1:
+                what += "s"
+            return await self._fixed_reply(thread, tenant, MEDIA_ACK.format(what=what))
+
+        task = self._spawn(self._agent_reply(thread, tenant))
+        await asyncio.wait({task}, timeout=self._within)
+        if task.done():
+            return self._inline(task.result())
+        # Twilio gives up on slow webhooks: answer now, text the reply when it is ready.
+        self._spawn(self._deliver_late(thread, task))
+        return None
+
+    async def delivery_status(
+        self,
+        message_sid: str,
+        status: str,
+        error_code: str | None = None,
+        message_id: int | None = None,
+    ) -> bool:
+        """Apply a status callback; False when the message is not ours."""
+        if message_id is not None:
+            await self._repo.attach_sid(message_id, message_sid)
+        return await self._repo.update_status(message_sid, status, error_code)
+
+    async def _route(self, to_number: str) -> tuple[Tenant, str] | None:
+        route = await self._tenants.route(to_number)
+        if route is not None:
+            return route.tenant, route.agent
+        if await self._tenants.has_numbers():
+            return None
+        # No number set up yet (the embedded install): everything is the default tenant's.
+        tenant = await self._tenants.get(self._default_tenant)
+        return tenant, tenant.agent
+
+    async def _fixed_reply(
+        self, thread: SmsThread, tenant: Tenant, text: str
+    ) -> InlineReply | None:
+        if await self._rate_limited(thread):
+            return None
+        return self._inline(await self.sender.prepare(thread, text, tenant.sms_max_segments))
+
+    def _inline(self, message: SmsMessage | None) -> InlineReply | None:
+        if message is None:
+            return None
+        return InlineReply(message.body, self.sender.status_callback(message.id))
+
+    async def _rate_limited(self, thread: SmsThread) -> bool:
+        sent = await self._repo.outbound_in_last(thread.id, _RATE_WINDOW)
+        if sent >= self._per_minute:
+            log.warning(
+                "sms from %s (%s): %d replies in the last minute, limit %d; stored, not answered",
+                thread.number,
+                thread.tenant,
+                sent,
+                self._per_minute,
+            )
+            return True
+        return False
+
+    # --- the agent -------------------------------------------------------------------------
+
+    def agent_for(self, slug: str) -> AgentDefinition:
+        return self._agents.get(slug) or self._agents[self._default_agent]
+
+    async def _agent_reply(self, thread: SmsThread, tenant: Tenant) -> SmsMessage | None:
+        # One reply at a time per thread, so a burst of texts is answered in order and the
+        # rate limit counts every reply.
+        async with self._thread_lock(thread.id):
+            if await self._rate_limited(thread):
+                return None
+            agent = self.agent_for(thread.agent)
+            history = await self._history(thread)
+            if not history or history[-1].role != "user":
+                return None  # an earlier reply already answered everything
+            text_agent = TextAgent(
+                agent,
+                self._pipeline.dialogue,
+                replay=self._pipeline.name == "offline",
+                context=self._context(thread, tenant),
+            )
+            tools = ThreadTools(thread, tenant, self._repo, self._scheduled)
+            reply = await text_agent.reply(history, tools)
+            if reply.tools:
+                log.info("sms thread %d: tools %s", thread.id, ", ".join(reply.tools))
+            return await self.sender.prepare(thread, reply.text, tenant.sms_max_segments)
+
+    async def _history(self, thread: SmsThread) -> list[ThreadTurn]:
+        turns: list[ThreadTurn] = []
+        for message in await self._repo.messages(thread.id, HISTORY_LIMIT):
+            if message.direction == "inbound":
+                if classify(message.body) is not None:
+                    continue  # compliance keywords are not part of the conversation
+                text = message.body.strip()
+                if message.media_urls:
+                    count = len(message.media_urls)
+                    text = f"{text} [sent {count} attachment{'s' if count > 1 else ''}]".strip()
+                turns.append(ThreadTurn("user", text))
+            elif message.status not in ("failed", "canceled"):
+                turns.append(ThreadTurn("assistant", message.body))
+        return turns
+
+    def _context(self, thread: SmsThread, tenant: Tenant) -> str:
+        zone = local_zone(tenant, thread.number)
+        local = datetime.now(UTC).astimezone(ZoneInfo(zone))
+        start, end = tenant.calling_start_min, tenant.calling_end_min
+        return (
+            f"You are texting with {thread.number}. Their local time is now "
+            f"{local:%A %Y-%m-%d %H:%M} ({zone}). Calls can be placed between "
+            f"{start // 60:02d}:{start % 60:02d} and {end // 60:02d}:{end % 60:02d} their time."
+        )
+
+    async def _deliver_late(self, thread: SmsThread, task: asyncio.Task[SmsMessage | None]) -> None:
+        message = await task
+        if message is not None:
+            await self.sender.deliver(thread, message)
+
+    # --- after a call ----------------------------------------------------------------------
+
+    def follow_up(self, call: CallInfo) -> None:
+        """Text the agent's follow-up to the other party of a finished call (in the
+        background: this is called from the call's teardown)."""
+        if self._closing:
+            return
+        agent = self._agents.get(call.agent)
+        if agent is None or not agent.followup_sms:
+            return
+        self._spawn(self._send_follow_up(call, agent))
+
+    async def _send_follow_up(self, call: CallInfo, agent: AgentDefinition) -> None:
+        if call.direction == "inbound":
+            number, business = call.from_number, call.to_number
+        else:
+            number, business = call.to_number, call.from_number
+        if not number.startswith("+"):
+            return  # a client or SIP address, not a phone that can be texted
+        try:
+            tenant = await self._tenants.get(call.tenant)
+        except UnknownTenant:
+            log.warning("call %s: unknown tenant %s; no follow-up SMS", call.call_sid, call.tenant)
+            return
+        thread = await self._repo.open_thread(tenant.slug, number, business, agent.slug)
+        text = agent.render_speech(agent.followup_sms, {**agent.links, **call.variables})
+        message = await self.sender.prepare(thread, text, tenant.sms_max_segments)
+        if message is not None:
+            await self.sender.deliver(thread, message)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def aclose(self, timeout_s: float = 15.0) -> None:
+        """Finish the replies still being written or sent (the webhook already answered),
+        then stop."""
+        self._closing = True
+        pending = [t for t in self._tasks if not t.done()]
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        if late:
+            log.error("%d SMS replies were still unfinished at shutdown", len(late))
+            await asyncio.gather(*late, return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, _T]) -> asyncio.Task[_T | None]:
+        task = asyncio.create_task(self._guard(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    async def _guard(work: Coroutine[Any, Any, _T]) -> _T | None:
+        try:
+            return await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sms: background work failed")
+            return None
+
+    @contextlib.asynccontextmanager
+    async def _thread_lock(self, thread_id: int) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(thread_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                self._locks.pop(thread_id, None)
