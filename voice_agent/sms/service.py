@@ -269,10 +269,14 @@ class SmsService:
 
     async def _history(self, thread: SmsThread) -> list[ThreadTurn]:
         turns: list[ThreadTurn] = []
+        opted_out = False  # replayed the way receive() decided, to tell "YES" from an opt-in
         for message in await self._repo.messages(thread.id, HISTORY_LIMIT):
             if message.direction == "inbound":
-                if classify(message.body) is not None:
-                    continue  # compliance keywords are not part of the conversation
+                keyword = classify(message.body)
+                if keyword is not None and (keyword.kind != "opt_in" or opted_out):
+                    # Compliance keywords are not part of the conversation.
+                    opted_out = keyword.kind == "opt_out" or (opted_out and keyword.kind == "help")
+                    continue
                 text = message.body.strip()
                 if message.media_urls:
                     count = len(message.media_urls)
