@@ -179,3 +179,27 @@ async def test_no_follow_up_to_an_opted_out_number(sms_server: SmsServer) -> Non
     await until(lambda: not sms_server.runtime.sms._tasks, 5.0, "follow-up task")  # type: ignore[union-attr]
     assert sms_server.twilio.message_requests() == []
     assert [m.direction for m in await sms_server.messages()] == ["inbound"]
+
+
+async def test_a_real_call_ends_with_the_follow_up_text(sms_server: SmsServer) -> None:
+    """Through the voice webhook and the media websocket: the session's sink composition
+    (recorder + follow-up) is what sends the text."""
+    from loadtest.caller import CallerTurn, place_call
+    from loadtest.fixtures import load_script
+    from tests.conftest import TWILIO_TOKEN
+
+    utterance = next(u for u in load_script() if u.id == "need")
+    result = await place_call(
+        sms_server.settings.public_base_url,
+        [CallerTurn(utterance)],
+        auth_token=TWILIO_TOKEN,
+        from_number=CUSTOMER,
+        hangup_wait_s=0.5,
+        reply_timeout_s=10.0,
+    )
+    assert result.error is None, result.error
+    await until(lambda: len(sms_server.twilio.message_requests()) == 1, 10.0, "follow-up text")
+    form = sms_server.twilio.message_requests()[0].form
+    assert form["To"] == CUSTOMER and "https://acme-home.example.com/book" in form["Body"]
+    assert await sms_server.runtime.writes.flush(5.0)
+    assert await sms_server.runtime.calls.get_call(result.call_sid) is not None  # recorder too
