@@ -10,7 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from twilio.twiml.messaging_response import MessagingResponse
 
 from voice_agent.runtime import Runtime
-from voice_agent.sms.service import InboundSms
+from voice_agent.sms.service import InboundSms, SmsUnavailable
 from webhooks.twilio_auth import verified_form
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,17 @@ async def sms(request: Request) -> Response:
     except ValueError as exc:
         return PlainTextResponse(f"bad SMS webhook: {exc}", status_code=400)
     assert runtime.sms is not None
-    reply = await runtime.sms.receive(inbound)
+    try:
+        reply = await runtime.sms.receive(inbound)
+    except SmsUnavailable as exc:
+        # Twilio then tries the number's fallback URL; nothing was sent to the texter.
+        log.error(
+            "sms %s from %s not handled: database unavailable: %s",
+            inbound.message_sid,
+            inbound.from_number,
+            exc,
+        )
+        return PlainTextResponse("temporarily unavailable", status_code=503)
     if reply is None:
         return _twiml()
     return _twiml(reply.body, reply.status_callback)
@@ -54,9 +64,13 @@ async def sms_status(request: Request) -> Response:
     raw_id = request.query_params.get("m")
     message_id = int(raw_id) if raw_id and raw_id.isdigit() else None
     assert runtime.sms is not None
-    found = await runtime.sms.delivery_status(
-        sid, status, form.get("ErrorCode") or None, message_id
-    )
+    try:
+        found = await runtime.sms.delivery_status(
+            sid, status, form.get("ErrorCode") or None, message_id
+        )
+    except SmsUnavailable as exc:
+        log.error("sms status %s for %s not recorded: %s", status, sid, exc)
+        return PlainTextResponse("temporarily unavailable", status_code=503)
     if not found:
         # Twilio retries on errors; an unknown sid is not worth retrying.
         log.info("sms status %s for unknown message %s", status, sid)

@@ -14,6 +14,7 @@ import pytest
 
 from loadtest.standins.openai_server import StandinOpenAI
 from loadtest.standins.twilio_rest import TwilioRestStandin
+from tests.app.conftest import pg_database, pg_proxy  # noqa: F401 - fixtures used here too
 from tests.app.twilio_side import sign
 from tests.conftest import TWILIO_ACCOUNT, TWILIO_TOKEN
 from voice_agent.demo import running_server

@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from prompts import AgentDefinition
 from voice_agent.conversation.ports import CallInfo
 from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
@@ -51,6 +53,10 @@ MEDIA_ACK = "Thanks, we got your {what}. A member of our team will take a look."
 #: How much of a thread the agent reads.
 HISTORY_LIMIT = 40
 _RATE_WINDOW = timedelta(minutes=1)
+
+
+class SmsUnavailable(Exception):
+    """Storage could not be reached: nothing can be checked (opt-outs), so nothing is sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +130,15 @@ class SmsService:
     # --- inbound ---------------------------------------------------------------------------
 
     async def receive(self, sms: InboundSms) -> InlineReply | None:
-        """Handle one incoming text; the reply to send in the webhook's answer, if any."""
+        """Handle one incoming text; the reply to send in the webhook's answer, if any.
+        Raises SmsUnavailable when the database is down (fail closed: no opt-out check,
+        no reply)."""
+        try:
+            return await self._receive(sms)
+        except (SQLAlchemyError, OSError) as exc:
+            raise SmsUnavailable(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+
+    async def _receive(self, sms: InboundSms) -> InlineReply | None:
         routed = await self._route(sms.to_number)
         if routed is None:
             log.warning(
@@ -201,6 +215,14 @@ class SmsService:
         message_id: int | None = None,
     ) -> bool:
         """Apply a status callback; False when the message is not ours."""
+        try:
+            return await self._delivery_status(message_sid, status, error_code, message_id)
+        except (SQLAlchemyError, OSError) as exc:
+            raise SmsUnavailable(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+
+    async def _delivery_status(
+        self, message_sid: str, status: str, error_code: str | None, message_id: int | None
+    ) -> bool:
         if message_id is not None:
             await self._repo.attach_sid(message_id, message_sid)
         return await self._repo.update_status(message_sid, status, error_code)
