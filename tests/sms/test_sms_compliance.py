@@ -203,3 +203,17 @@ async def test_a_real_call_ends_with_the_follow_up_text(sms_server: SmsServer) -
     assert form["To"] == CUSTOMER and "https://acme-home.example.com/book" in form["Body"]
     assert await sms_server.runtime.writes.flush(5.0)
     assert await sms_server.runtime.calls.get_call(result.call_sid) is not None  # recorder too
+
+
+async def test_twilio_advanced_opt_out_verdict_is_honoured(sms_server: SmsServer) -> None:
+    """A custom keyword configured in Twilio's Advanced Opt-Out ("ARRET") arrives with
+    OptOutType=STOP: it opts out even though our own rule does not know the word."""
+    from tests.sms.conftest import sms_params
+
+    params = sms_params("Arrêt", OptOutType="STOP")
+    assert reply_of(await sms_server.post("/twilio/sms", params)) is None
+    assert await sms_server.runtime.opt_outs.is_opted_out("default", CUSTOMER)
+    params = sms_params("Reprendre", OptOutType="START")
+    assert reply_of(await sms_server.post("/twilio/sms", params)) is None
+    assert not await sms_server.runtime.opt_outs.is_opted_out("default", CUSTOMER)
+    assert sms_server.chats() == []

@@ -32,7 +32,7 @@ from prompts import AgentDefinition
 from voice_agent.conversation.ports import CallInfo
 from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
 from voice_agent.providers.base import Pipeline
-from voice_agent.sms.keywords import classify
+from voice_agent.sms.keywords import Keyword, classify
 from voice_agent.sms.segments import count_segments
 from voice_agent.sms.sender import SmsSender
 from voice_agent.sms.toolbox import ThreadTools, local_zone
@@ -53,6 +53,11 @@ MEDIA_ACK = "Thanks, we got your {what}. A member of our team will take a look."
 #: How much of a thread the agent reads.
 HISTORY_LIMIT = 40
 _RATE_WINDOW = timedelta(minutes=1)
+_TWILIO_VERDICTS = {
+    "STOP": Keyword("opt_out", "STOP"),
+    "START": Keyword("opt_in", "START"),
+    "HELP": Keyword("help", "HELP"),
+}
 
 
 class SmsUnavailable(Exception):
@@ -67,6 +72,9 @@ class InboundSms:
     body: str
     #: (url, content type) per attachment.
     media: tuple[tuple[str, str], ...] = ()
+    #: Twilio's Advanced Opt-Out verdict ("STOP", "START", "HELP") when it matched one of
+    #: the account's own keywords; honoured even where our rule would not match.
+    opt_out_type: str = ""
 
     @classmethod
     def from_form(cls, form: Mapping[str, str]) -> InboundSms:
@@ -83,7 +91,14 @@ class InboundSms:
             for i in range(max(0, min(count, 10)))
             if form.get(f"MediaUrl{i}")
         )
-        return cls(form["MessageSid"], form["From"], form["To"], form.get("Body", ""), media)
+        return cls(
+            form["MessageSid"],
+            form["From"],
+            form["To"],
+            form.get("Body", ""),
+            media,
+            form.get("OptOutType", "").strip().upper(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +182,7 @@ class SmsService:
             return None
 
         number = sms.from_number
-        keyword = classify(sms.body)
+        keyword = classify(sms.body) or _TWILIO_VERDICTS.get(sms.opt_out_type)
         opted_out = await self._opt_outs.is_opted_out(tenant.slug, number)
         if keyword is not None and keyword.kind == "opt_out":
             await self._opt_outs.record(tenant.slug, number, opted_out=True, keyword=keyword.word)
