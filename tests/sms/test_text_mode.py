@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from prompts import AgentDefinitionError, load_agents, parse_agent
+from tests.app.twilio_side import sign
 from tests.sms.conftest import reply_of, sms_params
 from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
 from voice_agent.demo import running_server
 from voice_agent.providers.base import Pipeline
+from voice_agent.providers.offline.piper import PiperTextToSpeech
 from voice_agent.providers.offline.playbook import PlaybookEngine
+from voice_agent.providers.offline.whisper import WhisperSpeechToText
 from voice_agent.settings import Settings
 
 
@@ -114,17 +119,23 @@ def test_links_are_template_variables() -> None:
 
 
 async def test_offline_server_answers_texts_with_the_playbook(
-    make_settings: Callable[..., Settings], offline_pipeline: Pipeline
+    make_settings: Callable[..., Settings],
 ) -> None:
+    # Its own pool and Piper voice (the greetings are synthesised at start): the session's
+    # shared offline pipeline lives on the process-wide pool, which other tests shut down.
+    # Texts never reach Whisper, so it is not loaded.
+    pool = ThreadPoolExecutor(1)
+    tts = PiperTextToSpeech(pool)
+    await tts.load()
+    pipeline = Pipeline("offline", WhisperSpeechToText(pool), PlaybookEngine(), tts)
     settings = make_settings()
     assert settings.pipeline == "offline"
-    async with running_server(settings, pipeline=offline_pipeline) as runtime:
-        import httpx
-
-        from tests.app.twilio_side import sign
-
-        url = settings.public_base_url + "/twilio/sms"
-        async with httpx.AsyncClient(timeout=10.0) as http:
+    url = settings.public_base_url + "/twilio/sms"
+    try:
+        async with (
+            running_server(settings, pipeline=pipeline) as runtime,
+            httpx.AsyncClient(timeout=10.0) as http,
+        ):
 
             async def text(body: str) -> str | None:
                 params = sms_params(body)
@@ -139,3 +150,5 @@ async def test_offline_server_answers_texts_with_the_playbook(
             )
             assert await text("stop") is None
             assert await runtime.opt_outs.is_opted_out("default", sms_params("")["From"])
+    finally:
+        pool.shutdown(wait=True)
