@@ -92,3 +92,23 @@ def test_malformed_sms_settings_name_themselves(
     with pytest.raises(SettingsError) as error:
         load_settings()
     assert str(error.value).startswith(name.upper())
+
+
+async def test_wrong_rest_credentials_are_refused_and_recorded(
+    sms_server_factory: SmsServerFactory,
+) -> None:
+    from loadtest.standins.twilio_rest import TwilioRestStandin
+    from tests.conftest import TWILIO_ACCOUNT
+
+    async with (
+        TwilioRestStandin(TWILIO_ACCOUNT, "another-accounts-token") as strict,
+        sms_server_factory(sms_reply_within_s=0.1, twilio_api_base_url=strict.base_url) as server,
+    ):
+        server.openai.fail("chat", status=None, hang_s=0.4, times=1)
+        assert reply_of(await server.text("hi")) is None
+        await until(lambda: not server.runtime.sms._tasks, 5.0, "delivery")  # type: ignore[union-attr]
+        (request,) = strict.message_requests()
+        assert not request.authorized and request.status == 401
+        assert strict.messages == {}
+        reply = (await server.messages())[-1]
+        assert (reply.status, reply.error_code) == ("failed", "20003")
