@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -28,18 +29,22 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def offline_pipeline() -> Iterator[Pipeline]:
-    """The bundled Whisper and Piper models, loaded once for the session."""
+    """The bundled Whisper and Piper models, loaded once for the session.
+
+    On a pool of its own, not the process-wide one: tests of that pool shut it down."""
     from voice_agent.providers.offline.piper import PiperTextToSpeech
     from voice_agent.providers.offline.playbook import PlaybookEngine
     from voice_agent.providers.offline.whisper import WhisperSpeechToText
-    from voice_agent.providers.pool import inference_pool
 
-    pool = inference_pool()
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="inference")
     stt = WhisperSpeechToText(pool)
     tts = PiperTextToSpeech(pool)
     stt.warm_up()
     tts.warm_up()
-    yield Pipeline("offline", stt, PlaybookEngine(), tts)
+    try:
+        yield Pipeline("offline", stt, PlaybookEngine(), tts)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 @pytest.fixture

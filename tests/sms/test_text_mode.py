@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -14,9 +13,7 @@ from tests.sms.conftest import reply_of, sms_params
 from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
 from voice_agent.demo import running_server
 from voice_agent.providers.base import Pipeline
-from voice_agent.providers.offline.piper import PiperTextToSpeech
 from voice_agent.providers.offline.playbook import PlaybookEngine
-from voice_agent.providers.offline.whisper import WhisperSpeechToText
 from voice_agent.settings import Settings
 
 
@@ -119,36 +116,25 @@ def test_links_are_template_variables() -> None:
 
 
 async def test_offline_server_answers_texts_with_the_playbook(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], offline_pipeline: Pipeline
 ) -> None:
-    # Its own pool and Piper voice (the greetings are synthesised at start): the session's
-    # shared offline pipeline lives on the process-wide pool, which other tests shut down.
-    # Texts never reach Whisper, so it is not loaded.
-    pool = ThreadPoolExecutor(1)
-    tts = PiperTextToSpeech(pool)
-    await tts.load()
-    pipeline = Pipeline("offline", WhisperSpeechToText(pool), PlaybookEngine(), tts)
+    pipeline = offline_pipeline
     settings = make_settings()
     assert settings.pipeline == "offline"
     url = settings.public_base_url + "/twilio/sms"
-    try:
-        async with (
-            running_server(settings, pipeline=pipeline) as runtime,
-            httpx.AsyncClient(timeout=10.0) as http,
-        ):
+    async with (
+        running_server(settings, pipeline=pipeline) as runtime,
+        httpx.AsyncClient(timeout=10.0) as http,
+    ):
 
-            async def text(body: str) -> str | None:
-                params = sms_params(body)
-                headers = {"X-Twilio-Signature": sign(url, params)}
-                return reply_of(await http.post(url, data=params, headers=headers))
+        async def text(body: str) -> str | None:
+            params = sms_params(body)
+            headers = {"X-Twilio-Signature": sign(url, params)}
+            return reply_of(await http.post(url, data=params, headers=headers))
 
-            assert await text("Hi") == (
-                "Thanks for texting Acme Home Services, this is Joe. Who am I speaking with?"
-            )
-            assert await text("I'm Sam") == (
-                "Nice to meet you, Sam. What can we help you with today?"
-            )
-            assert await text("stop") is None
-            assert await runtime.opt_outs.is_opted_out("default", sms_params("")["From"])
-    finally:
-        pool.shutdown(wait=True)
+        assert await text("Hi") == (
+            "Thanks for texting Acme Home Services, this is Joe. Who am I speaking with?"
+        )
+        assert await text("I'm Sam") == ("Nice to meet you, Sam. What can we help you with today?")
+        assert await text("stop") is None
+        assert await runtime.opt_outs.is_opted_out("default", sms_params("")["From"])
