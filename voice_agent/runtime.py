@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import orjson
+
 from prompts import AgentDefinition
 from prompts.loader import load_agents
+from voice_agent.call_tap import CallTap
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo
 from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.metrics import Metrics
+from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline
 from voice_agent.recorder import CallRecorder
+from voice_agent.recordings import RecordingStore, recordings_dir
 from voice_agent.settings import Settings
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
@@ -22,11 +27,12 @@ from voice_agent.storage.opt_outs import OptOutRepository
 from voice_agent.storage.scheduled_calls import ScheduledCallRepository
 from voice_agent.storage.tenants import Tenant, TenantRepository
 from voice_agent.storage.write_queue import WriteQueue
-from voice_agent.telephony.media_socket import TwilioLine
+from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.protocol import Start
 from voice_agent.telephony.rest import TwilioRest
 from voice_agent.telephony.signature import TwilioSignature, stream_url
 from voice_agent.telephony.tokens import CallTokenStore, MemoryTokenStore, RedisTokenStore
+from voice_agent.telephony.warm_transfer import WarmTransfer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,11 @@ class Runtime:
     scheduled_calls: ScheduledCallRepository
     redis: object | None = None
     owns_pipeline: bool = True
+    #: Outbound calls' personal greetings, made while the phone rings (voice_agent.outbound).
+    greetings: GreetingStore | None = None
+    #: Where calls are recorded (None: not recorded) and how transfers are made warm.
+    recordings: RecordingStore | None = None
+    transfers: WarmTransfer | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -69,9 +80,13 @@ class Runtime:
 
     async def open_session(
         self, start: Start, data: dict[str, str], line: TwilioLine
-    ) -> CallSession:
+    ) -> StreamHandler:
         agent = self.agents.get(data.get("agent", ""), self.default_agent)
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
+        variables = call_variables(data)
+        phrases = self.phrases
+        if self.greetings is not None:
+            phrases = self.greetings.phrases_for(data.get("scheduled", ""), phrases)  # type: ignore[assignment]
         call = CallInfo(
             call_sid=start.call_sid,
             stream_sid=start.stream_sid,
@@ -81,16 +96,26 @@ class Runtime:
             to_number=data.get("to", ""),
             agent=agent.slug,
             pipeline=self.pipeline.name,
+            variables=variables,
         )
-        return CallSession(
+        tap = CallTap(
+            call=call,
+            agent=agent,
+            sink=self.recorder,
+            line=line,
+            recordings=self.recordings,
+            transfers=self.transfers,
+        )
+        session = CallSession(
             call=call,
             agent=agent,
             pipeline=self.pipeline,
-            phrases=self.phrases,
-            transport=line,
-            sink=self.recorder,
+            phrases=phrases,  # type: ignore[arg-type]
+            transport=tap,
+            sink=tap,
             config=self.session_config,
         )
+        return tap.bind(session)
 
     async def warm_greetings(self) -> None:
         """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""
@@ -98,6 +123,8 @@ class Runtime:
             await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
 
     async def aclose(self) -> None:
+        if self.recordings is not None:
+            await self.recordings.drain()
         unwritten = await self.writes.aclose()
         if unwritten:
             log.error("%d call records could not be written before shutdown", unwritten)
@@ -165,9 +192,33 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         redis=redis_client,
         owns_pipeline=owns_pipeline,
     )
+    if settings.recordings_enabled:
+        runtime.recordings = RecordingStore(
+            recordings_dir(settings.recordings_dir, settings.data_dir),
+            calls,
+            runtime.tenants,
+            writes,
+        )
+    runtime.transfers = WarmTransfer(
+        rest, tokens, settings.public_base_url, settings.transfer_ring_s
+    )
     await runtime.tenants.ensure(_default_tenant(settings, agents))
     await runtime.warm_greetings()
     return runtime
+
+
+def call_variables(data: dict[str, str]) -> dict[str, str]:
+    """The prompt variables a voice webhook put in the call's token (outbound: the lead)."""
+    raw = data.get("vars")
+    if not raw:
+        return {}
+    try:
+        values = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): str(v) for k, v in values.items() if isinstance(v, str)}
 
 
 def _default_tenant(settings: Settings, agents: dict[str, AgentDefinition]) -> Tenant:

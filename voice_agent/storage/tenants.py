@@ -144,3 +144,10 @@ class TenantRepository:
             agent=row.number_agent or tenant.agent,
             outbound_agent=tenant.outbound_agent,
         )
+
+    async def has_numbers(self) -> bool:
+        """Whether any tenant owns a number (none: an embedded install routes every call to
+        the default tenant)."""
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(select(tenant_numbers.c.number).limit(1))).first()
+        return row is not None

@@ -1,0 +1,226 @@
+"""Outbound flows as the webhooks see them: call a new lead, follow a call's progress,
+act on the answering-machine verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prompts import AgentDefinition
+from voice_agent.outbound.dialer import Clock, Dialer, Placed, prompt_variables
+from voice_agent.outbound.retries import RETRY_STATUSES, schedule_retry
+from voice_agent.storage.calls import FINAL_STATUSES, CallRepository
+from voice_agent.storage.leads import Lead, LeadRepository
+from voice_agent.storage.opt_outs import OptOutRepository
+from voice_agent.storage.scheduled_calls import ScheduledCall, ScheduledCallRepository
+from voice_agent.storage.tenants import TenantRepository, UnknownTenant
+from voice_agent.telephony import twiml
+from voice_agent.telephony.rest import TwilioRest, TwilioRestError
+
+log = logging.getLogger(__name__)
+
+#: AnsweredBy values after the machine's greeting ended (DetectMessageEnd): speak now.
+VOICEMAIL_VERDICTS = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other"})
+#: A machine whose greeting end will not be reported, or a fax: nothing to say to it.
+HANG_UP_VERDICTS = frozenset({"machine_start", "fax"})
+
+
+@dataclass(frozen=True, slots=True)
+class LeadCall:
+    lead: Lead
+    duplicate: bool
+    call_sid: str | None
+    #: "placed" | "queued" (still waiting for its CPS slot) | "opted-out" | "rescheduled"
+    #: | "failed"
+    status: str
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallProgress:
+    call_sid: str
+    status: str
+    duration_s: int | None = None
+    price: float | None = None
+    price_unit: str | None = None
+    from_number: str = ""
+    to_number: str = ""
+
+
+class OutboundService:
+    def __init__(
+        self,
+        *,
+        dialer: Dialer,
+        rest: TwilioRest | None,
+        agents: dict[str, AgentDefinition],
+        tenants: TenantRepository,
+        opt_outs: OptOutRepository,
+        scheduled: ScheduledCallRepository,
+        leads: LeadRepository,
+        calls: CallRepository,
+        duplicate_window_s: float,
+        now: Clock,
+    ) -> None:
+        self.dialer = dialer
+        self._rest = rest
+        self._agents = agents
+        self._tenants = tenants
+        self._opt_outs = opt_outs
+        self._scheduled = scheduled
+        self.leads = leads
+        self._calls = calls
+        self._window = timedelta(seconds=duplicate_window_s)
+        self.now = now
+        # Two identical submissions racing in this process must not both create a lead.
+        self._intake = asyncio.Lock()
+
+    # --- leads ---------------------------------------------------------------------------
+
+    async def take_lead(self, lead: Lead, wait_s: float) -> LeadCall:
+        """Store the lead (or find the one it duplicates) and call it through the dialer;
+        waits up to ``wait_s`` for the CallSid."""
+        async with self._intake:
+            now = self.now()
+            existing = await self.leads.recent_duplicate(
+                lead.tenant, lead.phone, lead.email, now - self._window
+            )
+            if existing is None:
+                lead.created_at = lead.updated_at = now
+                await self.leads.add(lead)
+        if existing is not None:
+            assert existing.id is not None
+            attempts = await self._scheduled.for_lead(existing.id)
+            sid = next((c.call_sid for c in attempts if c.call_sid), None)
+            status = attempts[0].status if attempts else existing.status
+            return LeadCall(existing, True, sid, status)
+        assert lead.id is not None
+        call = ScheduledCall(
+            tenant=lead.tenant,
+            to_number=lead.phone,
+            due_at=now,
+            reason="lead",
+            lead_id=lead.id,
+            context=lead.variables(),
+            status="placing",  # claimed by this request: the poller must not take it too
+            created_at=now,
+        )
+        await self._scheduled.add(call)
+        placing = self.dialer.submit(call)
+        done, _ = await asyncio.wait({placing}, timeout=wait_s)
+        if not done:
+            return LeadCall(lead, False, None, "queued")
+        placed: Placed = placing.result()
+        return LeadCall(lead, False, placed.call_sid, placed.outcome, placed.due_at)
+
+    # --- progress ------------------------------------------------------------------------
+
+    async def scheduled_for(self, scheduled_id: int | None, call_sid: str) -> ScheduledCall | None:
+        """The scheduled call a webhook's ``scheduled`` parameter names, if it is this call's."""
+        if scheduled_id is None:
+            return None
+        call = await self._scheduled.get(scheduled_id)
+        if call is None or (call.call_sid is not None and call.call_sid != call_sid):
+            return None
+        return call
+
+    async def call_progress(self, progress: CallProgress, scheduled: ScheduledCall | None) -> None:
+        """A status callback: store it; a final no-answer/busy/failed schedules a retry."""
+        now = self.now()
+        if scheduled is not None:
+            tenant_slug, direction = scheduled.tenant, "outbound"
+            agent = scheduled.agent or ""
+            from_number, to_number = progress.from_number, scheduled.to_number
+        else:
+            route = await self._tenants.route(progress.to_number)
+            tenant_slug = route.tenant.slug if route else ""
+            direction, agent = "inbound", route.agent if route else ""
+            from_number, to_number = progress.from_number, progress.to_number
+        await self._calls.record_progress(
+            progress.call_sid,
+            status=progress.status,
+            at=now,
+            tenant=tenant_slug,
+            direction=direction,
+            from_number=from_number,
+            to_number=to_number,
+            agent=agent,
+            duration_s=progress.duration_s,
+            price=progress.price,
+            price_unit=progress.price_unit,
+            lead_id=scheduled.lead_id if scheduled else None,
+        )
+        if scheduled is None or progress.status not in FINAL_STATUSES:
+            return
+        facts = await self._calls.call_facts(progress.call_sid) or {}
+        answered_by = facts.get("answered_by") or ""
+        if progress.status in RETRY_STATUSES:
+            await self._calls.set_call_facts(progress.call_sid, outcome=progress.status)
+            try:
+                tenant = await self._tenants.get(scheduled.tenant)
+            except UnknownTenant:
+                return
+            await schedule_retry(
+                scheduled, tenant, scheduled=self._scheduled, opt_outs=self._opt_outs, now=now
+            )
+            if scheduled.lead_id is not None:
+                status = "no-answer" if progress.status != "failed" else "failed"
+                await self.leads.set_status(scheduled.lead_id, status, now)
+        elif progress.status == "completed" and scheduled.lead_id is not None:
+            answered_machine = answered_by.startswith("machine") or answered_by == "fax"
+            status = "voicemail" if answered_machine else "contacted"
+            await self.leads.set_status(scheduled.lead_id, status, now)
+
+    # --- answering machine ---------------------------------------------------------------
+
+    async def machine_verdict(
+        self, call_sid: str, answered_by: str, scheduled: ScheduledCall | None
+    ) -> str:
+        """The async AMD result. A machine past its beep gets the agent's voicemail message
+        (Twilio speaks it, then hangs up); returns what was done."""
+        await self._calls.set_call_facts(call_sid, answered_by=answered_by[:32])
+        if answered_by in VOICEMAIL_VERDICTS:
+            action, document = "voicemail", await self._voicemail(scheduled)
+        elif answered_by in HANG_UP_VERDICTS:
+            action, document = "hangup", None
+        else:
+            return "none"  # a person (or unknown): the agent is already talking to them
+        if self._rest is None:
+            log.error("call %s: answered by %s, but no Twilio REST client", call_sid, answered_by)
+            return "none"
+        try:
+            if document is None:
+                await self._rest.hangup(call_sid)
+            else:
+                await self._rest.update_twiml(call_sid, document)
+        except TwilioRestError as exc:
+            log.error("call %s: cannot act on AMD verdict %s: %s", call_sid, answered_by, exc)
+            return "failed"
+        await self._calls.set_call_facts(call_sid, outcome=action)
+        if scheduled is not None and scheduled.lead_id is not None:
+            await self.leads.set_status(scheduled.lead_id, "voicemail", self.now())
+        log.info("call %s: answered by %s: %s", call_sid, answered_by, action)
+        return action
+
+    async def _voicemail(self, scheduled: ScheduledCall | None) -> str | None:
+        agent = await self.agent_for(scheduled)
+        if agent is None or not agent.voicemail:
+            return None
+        text = agent.render_speech(
+            agent.voicemail, prompt_variables(scheduled and scheduled.context)
+        )
+        return twiml.say_and_hangup(text)
+
+    async def agent_for(self, scheduled: ScheduledCall | None) -> AgentDefinition | None:
+        """The agent that makes a scheduled call: its own, else its tenant's outbound agent."""
+        if scheduled is None:
+            return None
+        slug = scheduled.agent
+        if not slug:
+            try:
+                slug = (await self._tenants.get(scheduled.tenant)).outbound_agent
+            except UnknownTenant:
+                return None
+        return self._agents.get(slug)
