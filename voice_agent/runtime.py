@@ -199,9 +199,11 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
             runtime.tenants,
             writes,
         )
-    runtime.transfers = WarmTransfer(
-        rest, tokens, settings.public_base_url, settings.transfer_ring_s
-    )
+    if rest is not None:
+        # Without REST credentials the line's own transfer logs why and hangs up.
+        runtime.transfers = WarmTransfer(
+            rest, tokens, settings.public_base_url, settings.transfer_ring_s
+        )
     await runtime.tenants.ensure(_default_tenant(settings, agents))
     await runtime.warm_greetings()
     return runtime
