@@ -98,9 +98,17 @@ def create_app(
         app.state.outbound = outbound
         app.state.lead_limits = build_lead_limits(runtime)
         outbound.dialer.start()
+        sweeping = (
+            asyncio.create_task(runtime.recordings.sweep_forever(outbound.now))
+            if runtime.recordings is not None
+            else None
+        )
         try:
             yield
         finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                await asyncio.gather(sweeping, return_exceptions=True)
             await outbound.dialer.aclose()
             if runtime.greetings is not None:
                 runtime.greetings.close()
