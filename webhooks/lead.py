@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -43,6 +44,19 @@ _KNOWN = {
     "tenant": "tenant",
 }
 _MAX_EXTRA_FIELDS = 30
+
+
+#: The database is unreachable (or timed out): the sender should try again later.
+_STORAGE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
+
+
+def _unavailable(exc: Exception) -> JSONResponse:
+    log.error("lead not stored: database unavailable: %s", str(exc).splitlines()[0] or exc)
+    return JSONResponse(
+        {"detail": "temporarily unavailable, try again"},
+        status_code=503,
+        headers={"Retry-After": "30"},
+    )
 
 
 class LeadLimits:
@@ -159,9 +173,14 @@ async def lead(request: Request) -> Response:
         return _problem(
             422, "invalid lead", errors=[{"field": "tenant", "message": "no such tenant"}]
         )
+    except _STORAGE_ERRORS as exc:
+        return _unavailable(exc)
     if not await limits.per_tenant.allow(f"lead-tenant:{parsed.tenant}"):
         return _problem(429, "too many leads for this tenant", retry_after_s=60)
-    taken = await outbound.take_lead(parsed, settings.lead_call_wait_s)
+    try:
+        taken = await outbound.take_lead(parsed, settings.lead_call_wait_s)
+    except _STORAGE_ERRORS as exc:
+        return _unavailable(exc)
     payload: dict[str, Any] = {
         "lead_id": taken.lead.id,
         "call_sid": taken.call_sid,

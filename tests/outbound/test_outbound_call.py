@@ -5,7 +5,10 @@ the call; unanswered calls retry on the tenant's schedule."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
+
+import pytest
 
 from loadtest.standins.openai_server import StandinOpenAI
 from tests.app.twilio_side import (
@@ -210,3 +213,26 @@ async def test_the_tenants_own_outbound_agent_and_zone(server: Outbound) -> None
     stored = await server.runtime.calls.get_call(call_sid, tenant="west")
     assert stored is not None and stored.turns[0].text == GREETING
     assert await server.runtime.calls.get_call(call_sid, tenant="default") is None
+
+
+async def test_a_machine_without_a_beep_or_a_fax_is_hung_up_on(server: Outbound) -> None:
+    lead_id, call_sid = await _place(server)
+    assert await server.twilio.send_amd(call_sid, "fax") == 204
+    assert server.twilio.calls[call_sid].history[-1] == {"Status": "completed"}
+    facts = await server.runtime.calls.call_facts(call_sid)
+    assert facts is not None and facts["outcome"] == "machine"
+    lead = await server.leads.get(lead_id)
+    assert lead is not None and lead.status == "calling"
+
+
+async def test_twilio_refusing_the_voicemail_update_is_logged_not_raised(
+    server: Outbound, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, call_sid = await _place(server)
+    server.twilio.inject_error(500, 20500, "Internal error")
+    with caplog.at_level(logging.ERROR, logger="voice_agent.outbound.service"):
+        assert await server.twilio.send_amd(call_sid, "machine_end_silence") == 204
+    assert "cannot act on AMD verdict machine_end_silence" in caplog.text
+    facts = await server.runtime.calls.call_facts(call_sid)
+    assert facts is not None
+    assert facts["answered_by"] == "machine_end_silence" and facts["outcome"] is None

@@ -169,8 +169,12 @@ class OutboundService:
                 status = "no-answer" if progress.status != "failed" else "failed"
                 await self.leads.set_status(scheduled.lead_id, status, now)
         elif progress.status == "completed" and scheduled.lead_id is not None:
-            answered_machine = answered_by.startswith("machine") or answered_by == "fax"
-            status = "voicemail" if answered_machine else "contacted"
+            if facts.get("outcome") == "voicemail":
+                status = "voicemail"
+            elif answered_by.startswith("machine") or answered_by == "fax":
+                status = "no-answer"  # a machine nobody could leave a message on
+            else:
+                status = "contacted"
             await self.leads.set_status(scheduled.lead_id, status, now)
 
     # --- answering machine ---------------------------------------------------------------
@@ -179,12 +183,15 @@ class OutboundService:
         self, call_sid: str, answered_by: str, scheduled: ScheduledCall | None
     ) -> str:
         """The async AMD result. A machine past its beep gets the agent's voicemail message
-        (Twilio speaks it, then hangs up); returns what was done."""
+        (Twilio speaks it, then hangs up); a machine that cannot take one is hung up on.
+        Returns what was done: "voicemail", "machine" (hung up), "none" or "failed"."""
         await self._calls.set_call_facts(call_sid, answered_by=answered_by[:32])
+        document: str | None = None
         if answered_by in VOICEMAIL_VERDICTS:
-            action, document = "voicemail", await self._voicemail(scheduled)
+            document = await self._voicemail(scheduled)
+            action = "voicemail" if document is not None else "machine"
         elif answered_by in HANG_UP_VERDICTS:
-            action, document = "hangup", None
+            action = "machine"
         else:
             return "none"  # a person (or unknown): the agent is already talking to them
         if self._rest is None:
@@ -199,7 +206,7 @@ class OutboundService:
             log.error("call %s: cannot act on AMD verdict %s: %s", call_sid, answered_by, exc)
             return "failed"
         await self._calls.set_call_facts(call_sid, outcome=action)
-        if scheduled is not None and scheduled.lead_id is not None:
+        if action == "voicemail" and scheduled is not None and scheduled.lead_id is not None:
             await self.leads.set_status(scheduled.lead_id, "voicemail", self.now())
         log.info("call %s: answered by %s: %s", call_sid, answered_by, action)
         return action
