@@ -26,7 +26,15 @@ class _Track:
         self.length = 0  # samples up to the end of the last audio written
 
     def write(self, at: int, ulaw: bytes | memoryview) -> None:
-        end = at + len(ulaw)
+        size = len(ulaw)
+        end = at + size
+        index, inner = divmod(at, BLOCK)
+        if inner + size <= BLOCK and index < len(self._blocks):
+            # The per-frame case: one copy into a block allocated ahead.
+            self._blocks[index][inner : end - index * BLOCK] = ulaw
+            if end > self.length:
+                self.length = end
+            return
         while end > len(self._blocks) * BLOCK:
             self._blocks.append(bytearray(_SILENT_BLOCK))
         view = memoryview(ulaw)
