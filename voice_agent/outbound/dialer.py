@@ -36,6 +36,7 @@ Clock = Callable[[], datetime]
 
 #: Claimed calls whose worker died before placing them go back to the queue after this.
 _STALE_CLAIM = timedelta(minutes=5)
+_RELEASE_EVERY = timedelta(minutes=1)
 #: How long Twilio lets the callee's phone ring.
 RING_TIMEOUT_S = 30
 
@@ -106,6 +107,7 @@ class Dialer:
         self._gate = gate or CpsGate(config.cps)
         self._queue: asyncio.Queue[tuple[ScheduledCall, asyncio.Future[Placed]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._released_at: datetime | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -137,7 +139,9 @@ class Dialer:
     async def run_due(self) -> int:
         """Claim the scheduled calls that are due and queue them; returns how many."""
         now = self._now()
-        await self._scheduled.release_stale(now, _STALE_CLAIM)
+        if self._released_at is None or now - self._released_at >= _RELEASE_EVERY:
+            await self._scheduled.release_stale(now, _STALE_CLAIM)
+            self._released_at = now
         due = await self._scheduled.claim_due(now, limit=50)
         for call in due:
             self.submit(call)
