@@ -26,6 +26,14 @@ GREETING = (
 )
 
 
+async def _greeting_heard(server: Outbound) -> None:
+    registry = server.runtime.metrics.registry
+    await until(
+        lambda: registry.get_sample_value("voice_agent_turns_total", {"role": "agent"}) == 1,
+        what="the greeting, played and heard whole",
+    )
+
+
 async def _place(server: Outbound) -> tuple[int, str]:
     response = await server.post_lead(lead_body())
     assert response.status_code == 202, response.text
@@ -49,8 +57,7 @@ async def test_answered_lead_is_greeted_by_name(server: Outbound, standin: Stand
     assert url.endswith("/twilio/media") and set(parameters) == {"token"}
     stream = await open_stream(server.settings, call_sid)
     await stream.start(parameters["token"])
-    await until(lambda: len(stream.agent_audio) > 8000, what="the greeting's audio")
-    await until(lambda: bool(stream.marks_received) and stream.marks_echoed > 3)
+    await _greeting_heard(server)
     await stream.stop()
     await until(stream.closed.is_set, what="the call to end")
 
@@ -206,7 +213,7 @@ async def test_the_tenants_own_outbound_agent_and_zone(server: Outbound) -> None
     _, document = await server.twilio.answer(call_sid)
     stream = await open_stream(server.settings, call_sid)
     await stream.start(stream_from_twiml(document)[1]["token"])
-    await until(lambda: stream.marks_echoed > 2)
+    await _greeting_heard(server)
     await stream.stop()
     await until(stream.closed.is_set)
     assert await server.runtime.writes.flush(5.0)
@@ -236,3 +243,20 @@ async def test_twilio_refusing_the_voicemail_update_is_logged_not_raised(
     facts = await server.runtime.calls.call_facts(call_sid)
     assert facts is not None
     assert facts["answered_by"] == "machine_end_silence" and facts["outcome"] is None
+
+
+async def test_a_greeting_that_failed_while_ringing_is_made_at_the_answer(
+    server: Outbound, standin: StandinOpenAI
+) -> None:
+    standin.fail("speech", status=500, times=1)
+    _, call_sid = await _place(server)
+    await until(lambda: standin.served["speech"] >= 3, what="the failed synthesis while ringing")
+    _, document = await server.twilio.answer(call_sid)
+    stream = await open_stream(server.settings, call_sid)
+    await stream.start(stream_from_twiml(document)[1]["token"])
+    await _greeting_heard(server)
+    await stream.stop()
+    await until(stream.closed.is_set)
+    assert await server.runtime.writes.flush(5.0)
+    stored = await server.runtime.calls.get_call(call_sid)
+    assert stored is not None and stored.turns[0].text == GREETING
