@@ -30,12 +30,19 @@ def transfer_summary(call: CallInfo, agent: AgentDefinition, caller_said: list[s
         part for part in (call.variables.get("first_name"), call.variables.get("last_name")) if part
     )
     number = call.from_number if call.direction == "inbound" else call.to_number
-    who = name or f"a caller from {number}" if (name or number) else "a caller"
+    if name:
+        who = name
+    elif number:
+        who = f"a caller from {number}"
+    else:
+        who = "a caller"
     said = " ".join(caller_said).strip()
     if len(said) > _SAID_CHARS:
         said = said[:_SAID_CHARS].rsplit(" ", 1)[0] + "…"
     if said:
-        return f"Transfer from {agent.name}: {who}, who said: {said.rstrip('.!?')}."
+        said = said.rstrip(".!?")
+        end = "" if said.endswith("…") else "."
+        return f"Transfer from {agent.name}: {who}, who said: {said}{end}"
     return f"Transfer from {agent.name}: {who}."
 
 
