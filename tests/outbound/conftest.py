@@ -60,23 +60,30 @@ class Outbound:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        sent = dict(headers or {})
-        if secret is not None:
-            sent["Authorization"] = f"Bearer {secret}"
-        async with httpx.AsyncClient(timeout=15.0) as http:
-            if isinstance(body, bytes):
-                return await http.post(
-                    self.settings.public_base_url + "/webhooks/lead",
-                    content=body,
-                    params=params,
-                    headers=sent | {"content-type": "application/json"},
-                )
+        return await post_lead(self.settings, body, secret=secret, params=params, headers=headers)
+
+
+async def post_lead(
+    settings: Settings,
+    body: Any,
+    *,
+    secret: str | None = LEAD_SECRET,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    sent = dict(headers or {})
+    if secret is not None:
+        sent["Authorization"] = f"Bearer {secret}"
+    url = settings.public_base_url + "/webhooks/lead"
+    async with httpx.AsyncClient(timeout=15.0) as http:
+        if isinstance(body, bytes):
             return await http.post(
-                self.settings.public_base_url + "/webhooks/lead",
-                json=body,
+                url,
+                content=body,
                 params=params,
-                headers=sent,
+                headers=sent | {"content-type": "application/json"},
             )
+        return await http.post(url, json=body, params=params, headers=sent)
 
 
 def lead_body(**extra: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from prompts import AgentDefinition
 from voice_agent.outbound.dialer import Clock, Dialer, Placed, prompt_variables
+from voice_agent.outbound.intake import IntakeLock
 from voice_agent.outbound.retries import RETRY_STATUSES, schedule_retry
 from voice_agent.storage.calls import FINAL_STATUSES, CallRepository
 from voice_agent.storage.leads import Lead, LeadRepository
@@ -63,6 +64,7 @@ class OutboundService:
         calls: CallRepository,
         duplicate_window_s: float,
         now: Clock,
+        intake: IntakeLock | None = None,
     ) -> None:
         self.dialer = dialer
         self._rest = rest
@@ -74,15 +76,15 @@ class OutboundService:
         self._calls = calls
         self._window = timedelta(seconds=duplicate_window_s)
         self.now = now
-        # Two identical submissions racing in this process must not both create a lead.
-        self._intake = asyncio.Lock()
+        # Two identical submissions racing (here or in another worker) make one lead.
+        self._intake = intake or IntakeLock()
 
     # --- leads ---------------------------------------------------------------------------
 
     async def take_lead(self, lead: Lead, wait_s: float) -> LeadCall:
         """Store the lead (or find the one it duplicates) and call it through the dialer;
         waits up to ``wait_s`` for the CallSid."""
-        async with self._intake:
+        async with self._intake.hold(lead.tenant, lead.phone, lead.email or ""):
             now = self.now()
             existing = await self.leads.recent_duplicate(
                 lead.tenant, lead.phone, lead.email, now - self._window

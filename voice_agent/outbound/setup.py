@@ -5,6 +5,7 @@ from __future__ import annotations
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.outbound.dialer import Clock, Dialer, DialerConfig, utc_now
 from voice_agent.outbound.greetings import GreetingStore
+from voice_agent.outbound.intake import IntakeLock
 from voice_agent.outbound.service import OutboundService
 from voice_agent.runtime import Runtime
 from voice_agent.storage.leads import LeadRepository
@@ -48,6 +49,7 @@ def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
         calls=runtime.calls,
         duplicate_window_s=settings.lead_duplicate_window_s,
         now=now,
+        intake=IntakeLock(runtime.redis),  # type: ignore[arg-type]
     )
 
 
