@@ -55,3 +55,22 @@ async def test_a_lead_waiting_in_the_queue_is_answered_without_a_call_sid(
         await until(lambda: len(server.creates()) == 2, within_s=3.0, what="the queued call")
         again = (await server.post_lead(lead_body(phone="(212) 555-0150", email=None))).json()
         assert again["duplicate"] and again["call_sid"] == list(server.twilio.calls)[-1]
+
+
+async def test_workers_share_the_cap_through_redis() -> None:
+    import secrets
+
+    import redis.asyncio as aioredis
+
+    from voice_agent.outbound.pacing import RedisCpsGate
+
+    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+    prefix = f"va:test-cps:{secrets.token_hex(4)}:"
+    try:
+        # Two workers' gates, 20 calls a second between them: six calls take six slots.
+        gates = [RedisCpsGate(client, 20.0, prefix=prefix) for _ in range(2)]
+        slots = await asyncio.gather(*(gates[i % 2].wait() for i in range(6)))
+    finally:
+        await client.aclose()
+    assert None not in slots and len(set(slots)) == 6
+    assert max(slots) - min(slots) >= 5  # type: ignore[type-var, operator]

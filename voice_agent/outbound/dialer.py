@@ -21,7 +21,7 @@ import orjson
 from prompts import AgentDefinition
 from voice_agent.outbound import urls
 from voice_agent.outbound.greetings import GreetingStore
-from voice_agent.outbound.pacing import CpsGate
+from voice_agent.outbound.pacing import CpsGate, RedisCpsGate
 from voice_agent.outbound.retries import callee_zone, calling_hours, schedule_retry
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.leads import LeadRepository
@@ -92,7 +92,7 @@ class Dialer:
         calls: CallRepository,
         greetings: GreetingStore | None = None,
         now: Clock = utc_now,
-        gate: CpsGate | None = None,
+        gate: CpsGate | RedisCpsGate | None = None,
     ) -> None:
         self.config = config
         self._rest = rest

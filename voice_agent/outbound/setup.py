@@ -6,6 +6,7 @@ from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.outbound.dialer import Clock, Dialer, DialerConfig, utc_now
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbound.intake import IntakeLock
+from voice_agent.outbound.pacing import RedisCpsGate
 from voice_agent.outbound.service import OutboundService
 from voice_agent.runtime import Runtime
 from voice_agent.storage.leads import LeadRepository
@@ -37,6 +38,11 @@ def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
         calls=runtime.calls,
         greetings=greetings,
         now=now,
+        gate=(
+            RedisCpsGate(runtime.redis, settings.outbound_cps)  # type: ignore[arg-type]
+            if runtime.redis is not None
+            else None
+        ),
     )
     return OutboundService(
         dialer=dialer,
