@@ -56,7 +56,7 @@ async def _call_data(
             "agent": agent.slug,
             "direction": "outbound",
             "scheduled": str(scheduled.id),
-            "vars": encode_variables(prompt_variables(scheduled.context)),
+            "vars": encode_variables(prompt_variables(scheduled.context, agent)),
         }
         if scheduled.lead_id is not None:
             data["lead_id"] = str(scheduled.lead_id)

@@ -260,3 +260,21 @@ async def test_a_greeting_that_failed_while_ringing_is_made_at_the_answer(
     assert await server.runtime.writes.flush(5.0)
     stored = await server.runtime.calls.get_call(call_sid)
     assert stored is not None and stored.turns[0].text == GREETING
+
+
+async def test_form_fields_cannot_rewrite_the_agents_own_variables(
+    server: Outbound, standin: StandinOpenAI
+) -> None:
+    """A public form's extra field named like an agent variable is ignored; new ones pass."""
+    body = lead_body(business_name="Evil Corp", project="a new deck")
+    call_sid = (await server.post_lead(body)).json()["call_sid"]
+    _, document = await server.twilio.answer(call_sid)
+    stream = await open_stream(server.settings, call_sid)
+    await stream.start(stream_from_twiml(document)[1]["token"])
+    await _greeting_heard(server)
+    await stream.stop()
+    await until(stream.closed.is_set)
+    assert await server.runtime.writes.flush(5.0)
+    stored = await server.runtime.calls.get_call(call_sid)
+    assert stored is not None and stored.turns[0].text == GREETING
+    assert "Evil Corp" not in " ".join(r.body["input"] for r in standin.recorded("speech"))

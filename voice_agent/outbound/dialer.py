@@ -65,13 +65,30 @@ class DialerConfig:
     machine_detection: str = "DetectMessageEnd"
 
 
-def prompt_variables(context: dict[str, Any] | None) -> dict[str, str]:
-    """The string values of a scheduled call's context: what the agent's templates see."""
-    return {
-        str(k): str(v)
-        for k, v in (context or {}).items()
-        if isinstance(v, str | int | float) and not isinstance(v, bool) and k != "retry_of"
-    }
+#: Lead facts a call may set even where the agent defines a default for them.
+LEAD_VARIABLES = frozenset(
+    {"first_name", "last_name", "email", "phone", "source", "lead_source_note"}
+)
+_MAX_VARIABLE_CHARS = 200
+
+
+def prompt_variables(
+    context: dict[str, Any] | None, agent: AgentDefinition | None = None
+) -> dict[str, str]:
+    """The string values of a scheduled call's context: what the agent's templates see.
+
+    A form's extra fields come from the public: they may add variables but never replace
+    one the agent's definition sets (its business name, hours, policies)."""
+    values: dict[str, str] = {}
+    for key, value in (context or {}).items():
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            continue
+        if key == "retry_of":
+            continue
+        if agent is not None and key in agent.variables and key not in LEAD_VARIABLES:
+            continue
+        values[str(key)] = str(value)[:_MAX_VARIABLE_CHARS]
+    return values
 
 
 def encode_variables(variables: dict[str, str]) -> str:
@@ -205,7 +222,7 @@ class Dialer:
         if agent is None:
             return await self._fail(call, f"no agent {call.agent!r}", retry=False)
         if self._greetings is not None:
-            variables = prompt_variables(call.context)
+            variables = prompt_variables(call.context, agent)
             text = agent.render_speech(agent.greeting, variables)
             self._greetings.prepare(str(call.id), text, agent.voice)
         base = self.config.public_base_url

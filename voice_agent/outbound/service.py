@@ -218,7 +218,7 @@ class OutboundService:
         if agent is None or not agent.voicemail:
             return None
         text = agent.render_speech(
-            agent.voicemail, prompt_variables(scheduled and scheduled.context)
+            agent.voicemail, prompt_variables(scheduled and scheduled.context, agent)
         )
         return twiml.say_and_hangup(text)
 

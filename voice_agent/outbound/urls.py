@@ -9,8 +9,6 @@ from urllib.parse import urlencode
 VOICE_PATH = "/twilio/voice"
 STATUS_PATH = "/twilio/status"
 AMD_PATH = "/twilio/amd"
-WHISPER_PATH = "/twilio/whisper"
-TRANSFER_PATH = "/twilio/transfer"
 
 #: Events the dialer subscribes to (Twilio's default is "completed" only).
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
