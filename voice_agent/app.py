@@ -110,6 +110,7 @@ def create_app(
                 sweeping.cancel()
                 await asyncio.gather(sweeping, return_exceptions=True)
             await outbound.dialer.aclose()
+            await outbound.aclose()
             if runtime.greetings is not None:
                 runtime.greetings.close()
             await runtime.aclose()

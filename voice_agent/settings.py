@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     recordings_dir: str | None = None
     recordings_enabled: bool = True
     transfer_ring_s: int = Field(default=20, ge=5, le=600)
+    #: First wait before asking Twilio for a finished call's price (doubles, 3 tries).
+    price_fetch_delay_s: float = Field(default=60.0, gt=0)
 
     @field_validator("public_base_url")
     @classmethod

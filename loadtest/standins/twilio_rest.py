@@ -81,6 +81,8 @@ class StandinCall:
     #: Every Calls.create parameter as sent (AsyncAmd, MachineDetection, StatusCallbackEvent…).
     params: tuple[tuple[str, str], ...] = ()
     status_sequence: int = 0
+    #: What a fetch reports as the call's price (Twilio: a negative string, later on).
+    price: str | None = None
 
     @property
     def create_form(self) -> dict[str, str]:
@@ -345,7 +347,7 @@ class TwilioRestStandin:
             "start_time": None,
             "end_time": now if call.status in _TERMINAL else None,
             "duration": None,
-            "price": None,
+            "price": call.price,
             "price_unit": "USD",
             "parent_call_sid": None,
             "phone_number_sid": None,

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from loadtest.standins.openai_server import StandinOpenAI
+from loadtest.standins.twilio_rest import RecordedRequest
 from tests.app.twilio_side import (
     open_stream,
     stream_from_twiml,
@@ -278,3 +280,29 @@ async def test_form_fields_cannot_rewrite_the_agents_own_variables(
     stored = await server.runtime.calls.get_call(call_sid)
     assert stored is not None and stored.turns[0].text == GREETING
     assert "Evil Corp" not in " ".join(r.body["input"] for r in standin.recorded("speech"))
+
+
+async def test_the_price_is_fetched_once_twilio_has_it(serve: Any) -> None:
+    async with serve(price_fetch_delay_s=0.05) as server:
+        _, call_sid = await _place(server)
+
+        def price_after_first_fetch(request: RecordedRequest) -> None:
+            # The first fetch is answered unpriced; Twilio prices the call right after.
+            if request.method == "GET" and request.call_sid == call_sid:
+                server.twilio.calls[call_sid].price = "-0.02600"
+
+        server.twilio.on_request(price_after_first_fetch)
+        await server.twilio.send_status(call_sid, "completed", CallDuration="61")
+
+        async def priced() -> bool:
+            facts = await server.runtime.calls.call_facts(call_sid)
+            return facts is not None and facts["price"] is not None
+
+        for _ in range(100):
+            if await priced():
+                break
+            await asyncio.sleep(0.02)
+        facts = await server.runtime.calls.call_facts(call_sid)
+        fetches = [r for r in server.twilio.requests_for(call_sid) if r.method == "GET"]
+    assert facts is not None and facts["price"] == 0.026 and facts["price_unit"] == "USD"
+    assert facts["duration_s"] == 61 and len(fetches) == 2

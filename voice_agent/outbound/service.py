@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 VOICEMAIL_VERDICTS = frozenset({"machine_end_beep", "machine_end_silence", "machine_end_other"})
 #: A machine whose greeting end will not be reported, or a fax: nothing to say to it.
 HANG_UP_VERDICTS = frozenset({"machine_start", "fax"})
+_PRICE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class OutboundService:
         duplicate_window_s: float,
         now: Clock,
         intake: IntakeLock | None = None,
+        price_delay_s: float = 60.0,
     ) -> None:
         self.dialer = dialer
         self._rest = rest
@@ -78,6 +80,13 @@ class OutboundService:
         self.now = now
         # Two identical submissions racing (here or in another worker) make one lead.
         self._intake = intake or IntakeLock()
+        self._price_delay_s = price_delay_s
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     # --- leads ---------------------------------------------------------------------------
 
@@ -154,7 +163,13 @@ class OutboundService:
             price_unit=progress.price_unit,
             lead_id=scheduled.lead_id if scheduled else None,
         )
-        if scheduled is None or progress.status not in FINAL_STATUSES:
+        if progress.status not in FINAL_STATUSES:
+            return
+        if progress.price is None and progress.status == "completed" and self._rest is not None:
+            task = asyncio.create_task(self._fetch_price(progress.call_sid))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        if scheduled is None:
             return
         facts = await self._calls.call_facts(progress.call_sid) or {}
         answered_by = facts.get("answered_by") or ""
@@ -178,6 +193,23 @@ class OutboundService:
             else:
                 status = "contacted"
             await self.leads.set_status(scheduled.lead_id, status, now)
+
+    async def _fetch_price(self, call_sid: str) -> None:
+        """Status callbacks carry no price; Twilio sets it on the call a while after the end."""
+        assert self._rest is not None
+        delay = self._price_delay_s
+        for _ in range(_PRICE_ATTEMPTS):
+            await asyncio.sleep(delay)
+            try:
+                price, unit = await self._rest.call_price(call_sid)
+            except TwilioRestError as exc:
+                log.warning("call %s: price not fetched: %s", call_sid, exc)
+                price, unit = None, None
+            if price is not None:
+                await self._calls.set_call_facts(call_sid, price=price, price_unit=unit)
+                return
+            delay *= 2
+        log.info("call %s: Twilio had no price for it after %d tries", call_sid, _PRICE_ATTEMPTS)
 
     # --- answering machine ---------------------------------------------------------------
 

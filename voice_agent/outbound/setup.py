@@ -56,6 +56,7 @@ def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
         duplicate_window_s=settings.lead_duplicate_window_s,
         now=now,
         intake=IntakeLock(runtime.redis),  # type: ignore[arg-type]
+        price_delay_s=settings.price_fetch_delay_s,
     )
 
 

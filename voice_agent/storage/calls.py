@@ -41,7 +41,9 @@ _STARTED_FIELDS = (
 )
 #: Twilio's terminal CallStatus values (and our own "failed").
 FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
-_FACT_COLUMNS = frozenset({"answered_by", "outcome", "summary", "recording_path", "lead_id"})
+_FACT_COLUMNS = frozenset(
+    {"answered_by", "outcome", "summary", "recording_path", "lead_id", "price", "price_unit"}
+)
 _FACT_READ = (
     "status",
     "answered_by",
@@ -246,7 +248,8 @@ class CallRepository:
                 await conn.execute(update(calls).where(calls.c.call_sid == call_sid).values(facts))
 
     async def set_call_facts(self, call_sid: str, **facts: Any) -> bool:
-        """Store any of answered_by, outcome, summary, recording_path, lead_id on a call;
+        """Store any of answered_by, outcome, summary, recording_path, lead_id, price and
+        price_unit on a call;
         False when there is no such call (yet)."""
         unknown = set(facts) - _FACT_COLUMNS
         if unknown:
