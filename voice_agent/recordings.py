@@ -29,7 +29,9 @@ _ROW_WAIT_S = 10.0
 
 
 def recordings_dir(recordings_dir: str | None, data_dir: str) -> Path:
-    return Path(recordings_dir) if recordings_dir else Path(data_dir) / "recordings"
+    """Absolute, so calls.recording_path stays valid whatever the reader's directory."""
+    chosen = Path(recordings_dir) if recordings_dir else Path(data_dir) / "recordings"
+    return chosen.resolve()
 
 
 def write_flac(path: Path, recording: CallRecording, samples: int | None = None) -> None:

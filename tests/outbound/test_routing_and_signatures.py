@@ -110,3 +110,20 @@ async def test_status_callbacks_need_a_known_status(server: Outbound) -> None:
             url, data=params, headers={"X-Twilio-Signature": sign(url, params)}
         )
     assert response.status_code == 400
+
+
+async def test_inbound_status_callbacks_land_on_the_tenant_of_the_number(server: Outbound) -> None:
+    url = server.settings.public_base_url + "/twilio/status"
+    embedded = voice_params(new_call_sid(), CallStatus="completed", CallDuration="12")
+    async with httpx.AsyncClient() as http:
+        await http.post(url, data=embedded, headers={"X-Twilio-Signature": sign(url, embedded)})
+        tenants = server.runtime.tenants
+        await tenants.save(Tenant("acme", "Acme", "receptionist", "lead_qualifier"))
+        await tenants.add_number("acme", ACME_NUMBER)
+        routed = voice_params(new_call_sid(), To=ACME_NUMBER, CallStatus="busy")
+        await http.post(url, data=routed, headers={"X-Twilio-Signature": sign(url, routed)})
+
+    first = await server.runtime.calls.call_facts(embedded["CallSid"], tenant="default")
+    assert first is not None and first["duration_s"] == 12 and first["direction"] == "inbound"
+    second = await server.runtime.calls.call_facts(routed["CallSid"], tenant="acme")
+    assert second is not None and second["status"] == "busy"

@@ -67,6 +67,7 @@ class OutboundService:
         now: Clock,
         intake: IntakeLock | None = None,
         price_delay_s: float = 60.0,
+        default_tenant: str = "default",
     ) -> None:
         self.dialer = dialer
         self._rest = rest
@@ -81,6 +82,7 @@ class OutboundService:
         # Two identical submissions racing (here or in another worker) make one lead.
         self._intake = intake or IntakeLock()
         self._price_delay_s = price_delay_s
+        self._default_tenant = default_tenant
         self._background: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
@@ -148,6 +150,8 @@ class OutboundService:
             route = await self._tenants.route(progress.to_number)
             tenant_slug = route.tenant.slug if route else ""
             direction, agent = "inbound", route.agent if route else ""
+            if route is None and not await self._tenants.has_numbers():
+                tenant_slug = self._default_tenant  # the embedded install: all calls are its
             from_number, to_number = progress.from_number, progress.to_number
         await self._calls.record_progress(
             progress.call_sid,

@@ -57,6 +57,7 @@ def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
         now=now,
         intake=IntakeLock(runtime.redis),  # type: ignore[arg-type]
         price_delay_s=settings.price_fetch_delay_s,
+        default_tenant=settings.default_tenant,
     )
 
 
