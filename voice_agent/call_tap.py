@@ -8,6 +8,8 @@ reports to (call start = recording t=0, turns, call end = write the file).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +23,9 @@ from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.warm_transfer import WarmTransfer
 
 _SUMMARY_TURNS = 2
+MESSAGE_MARK = "message-end"
+_CHUNK = 1280  # 160 ms of line audio per media message, as the speaker sends
+_MESSAGE_MARGIN_S = 5.0
 _SAID_CHARS = 160
 
 
@@ -52,6 +57,9 @@ class CallTap:
         "_caller_said",
         "_clock",
         "_line",
+        "_live",
+        "_message_heard",
+        "_muted",
         "_recordings",
         "_session",
         "_sink",
@@ -71,6 +79,7 @@ class CallTap:
         line: TwilioLine,
         recordings: RecordingStore | None,
         transfers: WarmTransfer | None,
+        live: dict[str, CallTap] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.call = call
@@ -85,6 +94,11 @@ class CallTap:
         self._t0: float | None = None
         self._started_at: datetime | None = None
         self._caller_said: deque[str] = deque(maxlen=_SUMMARY_TURNS)
+        #: Calls streaming in this process by CallSid, for webhooks that act on them.
+        self._live = live
+        #: Set while a message (voicemail) owns the line: the session is not heard.
+        self._muted = False
+        self._message_heard: asyncio.Event | None = None
 
     def bind(self, session: StreamHandler) -> CallTap:
         self._session = session
@@ -102,6 +116,9 @@ class CallTap:
         self._session.on_audio(ulaw)
 
     def on_mark(self, name: str) -> None:
+        if name == MESSAGE_MARK and self._message_heard is not None:
+            self._message_heard.set()
+            return
         assert self._session is not None
         self._session.on_mark(name)
 
@@ -120,22 +137,30 @@ class CallTap:
     # --- CallTransport: the session's side ------------------------------------------------
 
     async def send_audio(self, ulaw: bytes) -> None:
+        if self._muted:
+            return
         if self.recording is not None:
             self.recording.agent(ulaw, self._sample_now())
         await self._line.send_audio(ulaw)
 
     async def send_mark(self, name: str) -> None:
-        await self._line.send_mark(name)
+        if not self._muted:
+            await self._line.send_mark(name)
 
     async def send_clear(self) -> None:
+        if self._muted:
+            return
         if self.recording is not None:
             self.recording.clear(self._sample_now())
         await self._line.send_clear()
 
     async def hangup(self) -> None:
-        await self._line.hangup()
+        if not self._muted:  # a message being left ends the call itself
+            await self._line.hangup()
 
     async def transfer(self, number: str) -> None:
+        if self._muted:
+            return
         if self._transfers is None:
             await self._line.transfer(number)
             return
@@ -145,12 +170,33 @@ class CallTap:
         ):
             await self._line.hangup()
 
+    async def leave_message(self, ulaw: bytes) -> None:
+        """Take the line from the session, play ``ulaw`` from now, and hang up once it has
+        played (a voicemail after the beep, in the agent's own voice)."""
+        self._muted = True
+        self._message_heard = asyncio.Event()
+        if self.recording is not None:
+            self.recording.clear(self._sample_now())
+        await self._line.send_clear()
+        for start in range(0, len(ulaw), _CHUNK):
+            chunk = ulaw[start : start + _CHUNK]
+            if self.recording is not None:
+                self.recording.agent(chunk, self._sample_now())
+            await self._line.send_audio(chunk)
+        await self._line.send_mark(MESSAGE_MARK)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(len(ulaw) / RATE + _MESSAGE_MARGIN_S):
+                await self._message_heard.wait()
+        await self._line.hangup()
+
     # --- SessionSink ----------------------------------------------------------------------
 
     def call_started(self, call: CallInfo, at: datetime) -> None:
         # Recording t=0 is the very instant stored as calls.started_at.
         self._t0 = self._clock()
         self._started_at = at
+        if self._live is not None:
+            self._live[call.call_sid] = self
         self._sink.call_started(call, at)
 
     def turn(self, call: CallInfo, turn: TurnEvent) -> None:
@@ -159,6 +205,8 @@ class CallTap:
         self._sink.turn(call, turn)
 
     def call_ended(self, call: CallInfo, event: CallEndedEvent) -> None:
+        if self._live is not None and self._live.get(call.call_sid) is self:
+            del self._live[call.call_sid]
         self._sink.call_ended(call, event)
         if self.recording is None or self._recordings is None or self._started_at is None:
             return

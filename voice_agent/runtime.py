@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -63,6 +63,8 @@ class Runtime:
     #: Where calls are recorded (None: not recorded) and how transfers are made warm.
     recordings: RecordingStore | None = None
     transfers: WarmTransfer | None = None
+    #: Calls whose media stream is open in this process, by CallSid.
+    live_calls: dict[str, CallTap] = field(default_factory=dict)
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -105,6 +107,7 @@ class Runtime:
             line=line,
             recordings=self.recordings,
             transfers=self.transfers,
+            live=self.live_calls,
         )
         session = CallSession(
             call=call,

@@ -306,3 +306,34 @@ async def test_the_price_is_fetched_once_twilio_has_it(serve: Any) -> None:
         fetches = [r for r in server.twilio.requests_for(call_sid) if r.method == "GET"]
     assert facts is not None and facts["price"] == 0.026 and facts["price_unit"] == "USD"
     assert facts["duration_s"] == 61 and len(fetches) == 2
+
+
+async def test_on_a_live_stream_the_voicemail_is_in_the_agents_own_voice(
+    server: Outbound, standin: StandinOpenAI
+) -> None:
+    from tests.calls.cascade_support import line_bytes
+
+    lead_id, call_sid = await _place(server)
+    _, document = await server.twilio.answer(call_sid)
+    stream = await open_stream(server.settings, call_sid)
+    await stream.start(stream_from_twiml(document)[1]["token"])
+    await _greeting_heard(server)
+    greeting_bytes = len(stream.agent_audio)
+
+    assert await server.twilio.send_amd(call_sid, "machine_end_beep") == 204
+    await until(stream.closed.is_set, what="the server to hang up after the message")
+
+    # Made while it rang, by our TTS; not Twilio's <Say>: no REST update of the call.
+    voicemail = next(
+        r.body["input"] for r in standin.recorded("speech") if "following up" in r.body["input"]
+    )
+    assert voicemail.startswith("Hi Maria, this is Joe from Acme Home Services, following up")
+    assert server.twilio.calls[call_sid].history == []
+    assert stream.clears >= 1
+    message = len(stream.agent_audio) - greeting_bytes
+    assert abs(message - line_bytes(voicemail)) <= 40
+    assert await server.runtime.writes.flush(5.0)
+    facts = await server.runtime.calls.call_facts(call_sid)
+    assert facts is not None and facts["outcome"] == "voicemail"
+    lead = await server.leads.get(lead_id)
+    assert lead is not None and lead.status == "voicemail"

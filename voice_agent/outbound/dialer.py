@@ -225,6 +225,9 @@ class Dialer:
             variables = prompt_variables(call.context, agent)
             text = agent.render_speech(agent.greeting, variables)
             self._greetings.prepare(str(call.id), text, agent.voice)
+            if agent.voicemail:
+                # Ready too in case a machine answers: it is spoken in the agent's voice.
+                self._greetings.warm(agent.render_speech(agent.voicemail, variables), agent.voice)
         base = self.config.public_base_url
         await self._gate.wait()
         try:

@@ -75,6 +75,15 @@ class GreetingStore:
         audio.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._entries[key] = _Prepared(text, voice, audio, self._clock())
 
+    @property
+    def synthesiser(self) -> PhraseCache:
+        return self._synthesiser
+
+    def warm(self, text: str, voice: str | None) -> None:
+        """Start making a phrase this call may need later (its voicemail message)."""
+        made = asyncio.ensure_future(self._synthesiser.get(text, voice))
+        made.add_done_callback(lambda f: f.cancelled() or f.exception())
+
     def phrases_for(self, key: str, shared: PhraseCache) -> PhraseCache | CallPhrases:
         """The phrase source for the answered call ``key``: its prepared greeting first."""
         prepared = self._entries.pop(key, None) if key else None

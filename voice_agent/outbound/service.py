@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from prompts import AgentDefinition
+from voice_agent.call_tap import CallTap
+from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.outbound.dialer import Clock, Dialer, Placed, prompt_variables
 from voice_agent.outbound.intake import IntakeLock
 from voice_agent.outbound.retries import RETRY_STATUSES, schedule_retry
@@ -27,6 +30,7 @@ VOICEMAIL_VERDICTS = frozenset({"machine_end_beep", "machine_end_silence", "mach
 #: A machine whose greeting end will not be reported, or a fax: nothing to say to it.
 HANG_UP_VERDICTS = frozenset({"machine_start", "fax"})
 _PRICE_ATTEMPTS = 3
+_VOICEMAIL_SYNTH_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,8 @@ class OutboundService:
         intake: IntakeLock | None = None,
         price_delay_s: float = 60.0,
         default_tenant: str = "default",
+        live_calls: Mapping[str, CallTap] | None = None,
+        phrases: PhraseCache | None = None,
     ) -> None:
         self.dialer = dialer
         self._rest = rest
@@ -83,6 +89,8 @@ class OutboundService:
         self._intake = intake or IntakeLock()
         self._price_delay_s = price_delay_s
         self._default_tenant = default_tenant
+        self._live_calls: Mapping[str, CallTap] = live_calls if live_calls is not None else {}
+        self._phrases = phrases
         self._background: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
@@ -220,43 +228,69 @@ class OutboundService:
     async def machine_verdict(
         self, call_sid: str, answered_by: str, scheduled: ScheduledCall | None
     ) -> str:
-        """The async AMD result. A machine past its beep gets the agent's voicemail message
-        (Twilio speaks it, then hangs up); a machine that cannot take one is hung up on.
-        Returns what was done: "voicemail", "machine" (hung up), "none" or "failed"."""
+        """The async AMD result. A machine past its beep gets the agent's voicemail message,
+        then the call hangs up: in the agent's own voice on the media stream when the call
+        streams through this process, else spoken by Twilio (``<Say>``). A machine that
+        cannot take a message is hung up on. Returns "voicemail", "machine" (hung up),
+        "none" or "failed"."""
         await self._calls.set_call_facts(call_sid, answered_by=answered_by[:32])
-        document: str | None = None
+        message: tuple[str, AgentDefinition] | None = None
         if answered_by in VOICEMAIL_VERDICTS:
-            document = await self._voicemail(scheduled)
-            action = "voicemail" if document is not None else "machine"
+            message = await self._voicemail(scheduled)
+            action = "voicemail" if message is not None else "machine"
         elif answered_by in HANG_UP_VERDICTS:
             action = "machine"
         else:
             return "none"  # a person (or unknown): the agent is already talking to them
-        if self._rest is None:
-            log.error("call %s: answered by %s, but no Twilio REST client", call_sid, answered_by)
-            return "none"
-        try:
-            if document is None:
-                await self._rest.hangup(call_sid)
-            else:
-                await self._rest.update_twiml(call_sid, document)
-        except TwilioRestError as exc:
-            log.error("call %s: cannot act on AMD verdict %s: %s", call_sid, answered_by, exc)
-            return "failed"
+        if message is None or not await self._leave_on_stream(call_sid, *message):
+            if not await self._act_by_rest(call_sid, answered_by, message):
+                return "failed"
         await self._calls.set_call_facts(call_sid, outcome=action)
         if action == "voicemail" and scheduled is not None and scheduled.lead_id is not None:
             await self.leads.set_status(scheduled.lead_id, "voicemail", self.now())
         log.info("call %s: answered by %s: %s", call_sid, answered_by, action)
         return action
 
-    async def _voicemail(self, scheduled: ScheduledCall | None) -> str | None:
+    async def _leave_on_stream(self, call_sid: str, text: str, agent: AgentDefinition) -> bool:
+        tap = self._live_calls.get(call_sid)
+        if tap is None or self._phrases is None:
+            return False
+        try:
+            async with asyncio.timeout(_VOICEMAIL_SYNTH_S):
+                audio = await self._phrases.get(text, agent.voice)  # made while it rang
+        except Exception as exc:
+            log.warning("call %s: voicemail audio unavailable (%s); Twilio says it", call_sid, exc)
+            return False
+        # The webhook answers now; the message plays for as long as it lasts.
+        task = asyncio.create_task(tap.leave_message(audio))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return True
+
+    async def _act_by_rest(
+        self, call_sid: str, answered_by: str, message: tuple[str, AgentDefinition] | None
+    ) -> bool:
+        if self._rest is None:
+            log.error("call %s: answered by %s, but no Twilio REST client", call_sid, answered_by)
+            return False
+        try:
+            if message is None:
+                await self._rest.hangup(call_sid)
+            else:
+                await self._rest.update_twiml(call_sid, twiml.say_and_hangup(message[0]))
+        except TwilioRestError as exc:
+            log.error("call %s: cannot act on AMD verdict %s: %s", call_sid, answered_by, exc)
+            return False
+        return True
+
+    async def _voicemail(
+        self, scheduled: ScheduledCall | None
+    ) -> tuple[str, AgentDefinition] | None:
         agent = await self.agent_for(scheduled)
         if agent is None or not agent.voicemail:
             return None
-        text = agent.render_speech(
-            agent.voicemail, prompt_variables(scheduled and scheduled.context, agent)
-        )
-        return twiml.say_and_hangup(text)
+        variables = prompt_variables(scheduled and scheduled.context, agent)
+        return agent.render_speech(agent.voicemail, variables), agent
 
     async def agent_for(self, scheduled: ScheduledCall | None) -> AgentDefinition | None:
         """The agent that makes a scheduled call: its own, else its tenant's outbound agent."""

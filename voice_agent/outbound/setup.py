@@ -58,6 +58,8 @@ def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
         intake=IntakeLock(runtime.redis),  # type: ignore[arg-type]
         price_delay_s=settings.price_fetch_delay_s,
         default_tenant=settings.default_tenant,
+        live_calls=runtime.live_calls,
+        phrases=greetings.synthesiser,
     )
 
 
