@@ -15,10 +15,10 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
-from media.recording import RATE, CallRecording
+from media.recording import BLOCK, RATE, CallRecording
 from prompts import AgentDefinition
 from voice_agent.conversation.ports import CallEndedEvent, CallInfo, SessionSink, TurnEvent
-from voice_agent.recordings import RecordingStore
+from voice_agent.recordings import RecordingFile, RecordingStore
 from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.warm_transfer import WarmTransfer
 
@@ -56,6 +56,8 @@ class CallTap:
         "_agent",
         "_caller_said",
         "_clock",
+        "_file",
+        "_flush_at",
         "_line",
         "_live",
         "_message_heard",
@@ -94,6 +96,9 @@ class CallTap:
         self._t0: float | None = None
         self._started_at: datetime | None = None
         self._caller_said: deque[str] = deque(maxlen=_SUMMARY_TURNS)
+        self._file: RecordingFile | None = None
+        #: Caller sample count at which finished blocks are next handed to the writer.
+        self._flush_at = BLOCK
         #: Calls streaming in this process by CallSid, for webhooks that act on them.
         self._live = live
         #: Set while a message (voicemail) owns the line: the session is not heard.
@@ -104,14 +109,23 @@ class CallTap:
         self._session = session
         return self
 
+    def _flush(self, recording: CallRecording) -> None:
+        """Once per block (5 s), not per frame: hand finished blocks to the file writer."""
+        self._flush_at = recording.caller_samples + BLOCK
+        if self._recordings is not None and self._file is not None:
+            self._recordings.flush_later(self._file, recording, self._sample_now())
+
     def _sample_now(self) -> int:
         return 0 if self._t0 is None else int((self._clock() - self._t0) * RATE)
 
     # --- StreamHandler: the socket's side -------------------------------------------------
 
     def on_audio(self, ulaw: bytes) -> None:
-        if self.recording is not None and self._t0 is not None:
-            self.recording.caller(ulaw)
+        recording = self.recording
+        if recording is not None and self._t0 is not None:
+            recording.caller(ulaw)
+            if recording.caller_samples >= self._flush_at:
+                self._flush(recording)
         assert self._session is not None
         self._session.on_audio(ulaw)
 
@@ -195,6 +209,8 @@ class CallTap:
         # Recording t=0 is the very instant stored as calls.started_at.
         self._t0 = self._clock()
         self._started_at = at
+        if self._recordings is not None:
+            self._file = self._recordings.open(call.tenant, call.call_sid, at)
         if self._live is not None:
             self._live[call.call_sid] = self
         self._sink.call_started(call, at)
@@ -208,15 +224,12 @@ class CallTap:
         if self._live is not None and self._live.get(call.call_sid) is self:
             del self._live[call.call_sid]
         self._sink.call_ended(call, event)
-        if self.recording is None or self._recordings is None or self._started_at is None:
+        if self.recording is None or self._recordings is None or self._file is None:
             return
+        assert self._started_at is not None
         seconds = max(0.0, (event.ended_at - self._started_at).total_seconds())
         self._recordings.save_later(
-            self.recording,
-            tenant=call.tenant,
-            call_sid=call.call_sid,
-            started_at=self._started_at,
-            samples=round(seconds * RATE),
+            self._file, self.recording, call.call_sid, round(seconds * RATE)
         )
 
     def greeting_sent(self, call: CallInfo, first_audio_ms: float) -> None:

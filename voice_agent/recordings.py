@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import soundfile
 
-from media.recording import RATE, CallRecording
+from media.recording import RATE, CallRecording, blocks_pcm, recycle
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.tenants import TenantRepository
 from voice_agent.storage.write_queue import WriteQueue
@@ -35,10 +37,67 @@ def recordings_dir(recordings_dir: str | None, data_dir: str) -> Path:
 
 
 def write_flac(path: Path, recording: CallRecording, samples: int | None = None) -> None:
+    """The whole recording in one go (what is left of it, if blocks were taken)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     soundfile.write(partial, recording.pcm(samples), RATE, format="FLAC", subtype="PCM_16")
     partial.replace(path)  # a reader never sees half a file
+
+
+class RecordingFile:
+    """One call's FLAC, appended block by block in worker threads while the call goes on,
+    so a call keeps only its last seconds of audio in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._partial = path.with_suffix(".partial")
+        self._file: soundfile.SoundFile | None = None
+        self._lock = asyncio.Lock()  # FIFO: appends land in the order they were made
+        self.failed = False
+
+    def _append(self, pcm: np.ndarray) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = soundfile.SoundFile(self._partial, "w", RATE, 2, "PCM_16", format="FLAC")
+        self._file.write(pcm)
+
+    def _finish(self, recording: CallRecording, samples: int) -> None:
+        self._append(recording.pcm(samples))
+        self._close()
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._partial.replace(self.path)
+
+    async def append_blocks(self, blocks: list[tuple[bytearray, bytearray]]) -> None:
+        async with self._lock:
+            try:
+                if not self.failed:
+                    await asyncio.to_thread(self._append_blocks, blocks)
+            except Exception:
+                self.failed = True
+                log.exception("recording %s: cannot append", self.path)
+            finally:
+                for caller, agent in blocks:
+                    recycle(caller)
+                    recycle(agent)
+
+    def _append_blocks(self, blocks: list[tuple[bytearray, bytearray]]) -> None:
+        self._append(blocks_pcm(blocks))
+
+    async def finish(self, recording: CallRecording, samples: int) -> bool:
+        """Append the rest (up to ``samples`` from the start) and close; True when whole."""
+        async with self._lock:
+            if self.failed:
+                return False
+            try:
+                await asyncio.to_thread(self._finish, recording, samples)
+            except Exception:
+                self.failed = True
+                log.exception("recording %s: cannot finish", self.path)
+                return False
+        return True
 
 
 class RecordingStore:
@@ -57,49 +116,40 @@ class RecordingStore:
 
     def path_for(self, tenant: str, call_sid: str, started_at: datetime) -> Path:
         day = started_at.astimezone(UTC).strftime("%Y-%m-%d")
-        return (
-            self.directory
-            / (_SAFE.sub("_", tenant) or "_")
-            / day
-            / f"{_SAFE.sub('_', call_sid)}.flac"
-        )
+        tenant_dir = _SAFE.sub("_", tenant) or "_"
+        return self.directory / tenant_dir / day / f"{_SAFE.sub('_', call_sid)}.flac"
 
-    def save_later(
-        self,
-        recording: CallRecording,
-        *,
-        tenant: str,
-        call_sid: str,
-        started_at: datetime,
-        samples: int | None = None,
-    ) -> None:
-        """Write the file and note its path on the call, off the audio path."""
-        task = asyncio.create_task(self.save(recording, tenant, call_sid, started_at, samples))
+    def open(self, tenant: str, call_sid: str, started_at: datetime) -> RecordingFile:
+        return RecordingFile(self.path_for(tenant, call_sid, started_at))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._saving.add(task)
         task.add_done_callback(self._saving.discard)
 
-    async def save(
-        self,
-        recording: CallRecording,
-        tenant: str,
-        call_sid: str,
-        started_at: datetime,
-        samples: int | None = None,
-    ) -> Path | None:
-        path = self.path_for(tenant, call_sid, started_at)
-        try:
-            await asyncio.to_thread(write_flac, path, recording, samples)
-        except Exception:
-            log.exception("call %s: recording could not be written to %s", call_sid, path)
-            return None
+    def flush_later(self, file: RecordingFile, recording: CallRecording, now: int) -> None:
+        """Write the blocks that can no longer change, off the audio path."""
+        blocks = recording.take_final(now)
+        if blocks:
+            self._spawn(file.append_blocks(blocks))
+
+    def save_later(
+        self, file: RecordingFile, recording: CallRecording, call_sid: str, samples: int
+    ) -> None:
+        """Finish the file and note its path on the call, off the audio path."""
+        self._spawn(self._save(file, recording, call_sid, samples))
+
+    async def _save(
+        self, file: RecordingFile, recording: CallRecording, call_sid: str, samples: int
+    ) -> None:
+        if not await file.finish(recording, samples):
+            return
+        path = str(file.path)
         # The call's row is written by the write queue; it may still be on its way.
-        if not await self._calls.set_call_facts(call_sid, recording_path=str(path)):
+        if not await self._calls.set_call_facts(call_sid, recording_path=path):
             await self._writes.flush(_ROW_WAIT_S)
-            if not await self._calls.set_call_facts(call_sid, recording_path=str(path)):
-                log.error(
-                    "call %s: recording saved at %s but the call row is missing", call_sid, path
-                )
-        return path
+            if not await self._calls.set_call_facts(call_sid, recording_path=path):
+                log.error("call %s: recording saved at %s; no call row", call_sid, path)
 
     async def drain(self) -> None:
         """Wait for recordings still being written (shutdown)."""

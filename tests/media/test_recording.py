@@ -56,3 +56,30 @@ def test_pcm_pads_or_cuts_to_the_calls_length() -> None:
     recording.caller(_tone(160))
     assert recording.pcm(800).shape == (800, 2)
     assert recording.pcm(80).shape == (80, 2)
+
+
+def test_blocks_that_cannot_change_are_taken_and_the_rest_stays() -> None:
+    from media.recording import blocks_pcm, recycle
+
+    recording = CallRecording()
+    frame = _tone(160)
+    for _ in range(2 * BLOCK // 160 + 50):  # two blocks and a second of caller audio
+        recording.caller(frame)
+    recording.agent(_tone(800, -8000), at=BLOCK - 400)  # straddles the first boundary
+
+    # "now" is before the end of the second block: only the first is final.
+    first = recording.take_final(now=2 * BLOCK - 1)
+    assert len(first) == 1 and recording.taken == BLOCK
+    decoded = blocks_pcm(first)
+    assert decoded.shape == (BLOCK, 2)
+    assert np.all(decoded[BLOCK - 400 :, 1] < 0) and np.all(decoded[: BLOCK - 400, 1] == 0)
+    # Agent audio can no longer land in taken time: it goes at the first sample not taken.
+    recording.agent(_tone(160), at=10)
+    rest = recording.pcm(2 * BLOCK + 8000)
+    assert rest.shape == (BLOCK + 8000, 2)
+    assert np.all(rest[:400, 1] < 0) and np.all(rest[400:560, 1] > 0)
+    for caller, agent in first:
+        recycle(caller)
+        recycle(agent)
+    assert recording.take_final(now=10 * BLOCK) != []  # the caller's second block
+    assert recording.taken == 2 * BLOCK
