@@ -108,3 +108,22 @@ async def test_retention_deletes_old_recordings_per_tenant(
 
 def _exists(path: Path) -> bool:
     return path.exists()
+
+
+async def test_an_unwritable_directory_loses_the_recording_not_the_call(
+    cascade_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_bytes(b"")
+    settings = cascade_settings(recordings_dir=str(blocker))
+    async with running_server(settings) as runtime:
+        result = await place_call(
+            settings.public_base_url, [], auth_token=TWILIO_TOKEN, hangup_wait_s=0.5
+        )
+        assert await runtime.writes.flush(5.0)
+        assert runtime.recordings is not None
+        await runtime.recordings.drain()
+        stored = await runtime.calls.get_call(result.call_sid)
+        facts = await runtime.calls.call_facts(result.call_sid)
+    assert result.error is None and stored is not None and stored.status == "completed"
+    assert facts is not None and facts["recording_path"] is None
