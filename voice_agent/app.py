@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -13,11 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
 from voice_agent.settings import Settings
 from voice_agent.telephony.media_socket import MediaStreamEndpoint
+from webhooks.lead import lead
 from webhooks.twilio_sms import sms, sms_status
+from webhooks.twilio_status import amd, status
+from webhooks.twilio_transfer import transfer_result, whisper
 from webhooks.twilio_voice import voice
 
 log = logging.getLogger(__name__)
@@ -55,8 +60,13 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlette:
-    """The ASGI app. `pipeline` lets several apps in one process (tests) share loaded models."""
+def create_app(
+    settings: Settings,
+    pipeline: Pipeline | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> Starlette:
+    """The ASGI app. `pipeline` lets several apps in one process (tests) share loaded models;
+    `now` is the outbound flows' clock (retries, calling hours), for tests."""
 
     async def media(websocket) -> None:  # type: ignore[no-untyped-def]
         await app.state.media_endpoint.handle(websocket)
@@ -85,9 +95,25 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlett
                 "TWILIO_AUTH_TOKEN is unset: every Twilio webhook will be refused"
                 " (set it, or TWILIO_VALIDATE=false for local experiments)"
             )
+        outbound = build_outbound(runtime, now) if now else build_outbound(runtime)
+        app.state.outbound = outbound
+        app.state.lead_limits = build_lead_limits(runtime)
+        outbound.dialer.start()
+        sweeping = (
+            asyncio.create_task(runtime.recordings.sweep_forever(outbound.now))
+            if runtime.recordings is not None
+            else None
+        )
         try:
             yield
         finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                await asyncio.gather(sweeping, return_exceptions=True)
+            await outbound.dialer.aclose()
+            await outbound.aclose()
+            if runtime.greetings is not None:
+                runtime.greetings.close()
             await runtime.aclose()
 
     app = Starlette(
@@ -95,6 +121,11 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlett
             Route("/twilio/voice", voice, methods=["POST"]),
             Route("/twilio/sms", sms, methods=["POST"]),
             Route("/twilio/sms/status", sms_status, methods=["POST"]),
+            Route("/twilio/status", status, methods=["POST"]),
+            Route("/twilio/amd", amd, methods=["POST"]),
+            Route("/twilio/whisper", whisper, methods=["POST"]),
+            Route("/twilio/transfer", transfer_result, methods=["POST"]),
+            Route("/webhooks/lead", lead, methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, media),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

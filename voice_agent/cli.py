@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="place an outbound agent call")
     call.add_argument("number")
     call.add_argument("--tenant")
+    call.add_argument("--first-name", help="the callee's first name, for the greeting")
+    call.add_argument(
+        "--queue", action="store_true", help="leave the call to the running server's dialer"
+    )
 
     commands.add_parser("loadtest", help="the load generator", add_help=False)
     return parser
@@ -88,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(upgrade(settings.database_url))
             print("database is up to date")
             return 0
+        if args.command == "call":
+            return asyncio.run(_call(args))
         print(f"voice-agent {args.command}: not available yet in this version", file=sys.stderr)
         return 1
     except SettingsError as exc:
@@ -157,6 +163,19 @@ async def _transcript(call_sid: str, as_json: bool) -> int:
     else:
         sys.stdout.write(transcript_text(call) + "\n")
     return 0
+
+
+async def _call(args: argparse.Namespace) -> int:
+    from voice_agent.outbound.manual import manual_call
+
+    outcome = await manual_call(
+        load_settings(), args.number, args.tenant, args.first_name, args.queue
+    )
+    if outcome.exit_code == 0:
+        print(outcome.message)
+    else:
+        print(f"voice-agent: {outcome.message}", file=sys.stderr)
+    return outcome.exit_code
 
 
 if __name__ == "__main__":

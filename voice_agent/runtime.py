@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import orjson
 
 from prompts import AgentDefinition
 from prompts.loader import load_agents
+from voice_agent.call_tap import CallTap
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
 from voice_agent.metrics import Metrics
+from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline
 from voice_agent.recorder import CallRecorder
+from voice_agent.recordings import RecordingStore, recordings_dir
 from voice_agent.settings import Settings
 from voice_agent.sms.followup import FollowUpSink
 from voice_agent.sms.sender import SmsSender
@@ -27,11 +32,12 @@ from voice_agent.storage.scheduled_calls import ScheduledCallRepository
 from voice_agent.storage.sms import SmsRepository
 from voice_agent.storage.tenants import Tenant, TenantRepository
 from voice_agent.storage.write_queue import WriteQueue
-from voice_agent.telephony.media_socket import TwilioLine
+from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.protocol import Start
 from voice_agent.telephony.rest import TwilioRest
 from voice_agent.telephony.signature import TwilioSignature, stream_url
 from voice_agent.telephony.tokens import CallTokenStore, MemoryTokenStore, RedisTokenStore
+from voice_agent.telephony.warm_transfer import WarmTransfer
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,13 @@ class Runtime:
     sms: SmsService | None = None
     #: What every call reports to; the recorder alone unless more sinks are composed.
     session_sink: SessionSink | None = None
+    #: Outbound calls' personal greetings, made while the phone rings (voice_agent.outbound).
+    greetings: GreetingStore | None = None
+    #: Where calls are recorded (None: not recorded) and how transfers are made warm.
+    recordings: RecordingStore | None = None
+    transfers: WarmTransfer | None = None
+    #: Calls whose media stream is open in this process, by CallSid.
+    live_calls: dict[str, CallTap] = field(default_factory=dict)
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -77,9 +90,13 @@ class Runtime:
 
     async def open_session(
         self, start: Start, data: dict[str, str], line: TwilioLine
-    ) -> CallSession:
+    ) -> StreamHandler:
         agent = self.agents.get(data.get("agent", ""), self.default_agent)
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
+        variables = call_variables(data)
+        phrases = self.phrases
+        if self.greetings is not None:
+            phrases = self.greetings.phrases_for(data.get("scheduled", ""), phrases)  # type: ignore[assignment]
         call = CallInfo(
             call_sid=start.call_sid,
             stream_sid=start.stream_sid,
@@ -89,16 +106,27 @@ class Runtime:
             to_number=data.get("to", ""),
             agent=agent.slug,
             pipeline=self.pipeline.name,
+            variables=variables,
         )
-        return CallSession(
+        tap = CallTap(
+            call=call,
+            agent=agent,
+            sink=self.session_sink or self.recorder,
+            line=line,
+            recordings=self.recordings,
+            transfers=self.transfers,
+            live=self.live_calls,
+        )
+        session = CallSession(
             call=call,
             agent=agent,
             pipeline=self.pipeline,
-            phrases=self.phrases,
-            transport=line,
-            sink=self.session_sink or self.recorder,
+            phrases=phrases,  # type: ignore[arg-type]
+            transport=tap,
+            sink=tap,
             config=self.session_config,
         )
+        return tap.bind(session)
 
     async def warm_greetings(self) -> None:
         """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""
@@ -108,6 +136,8 @@ class Runtime:
     async def aclose(self) -> None:
         if self.sms is not None:
             await self.sms.aclose()
+        if self.recordings is not None:
+            await self.recordings.drain()
         unwritten = await self.writes.aclose()
         if unwritten:
             log.error("%d call records could not be written before shutdown", unwritten)
@@ -175,6 +205,18 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         redis=redis_client,
         owns_pipeline=owns_pipeline,
     )
+    if settings.recordings_enabled:
+        runtime.recordings = RecordingStore(
+            recordings_dir(settings.recordings_dir, settings.data_dir),
+            calls,
+            runtime.tenants,
+            writes,
+        )
+    if rest is not None:
+        # Without REST credentials the line's own transfer logs why and hangs up.
+        runtime.transfers = WarmTransfer(
+            rest, tokens, settings.public_base_url, settings.transfer_ring_s
+        )
     await runtime.tenants.ensure(_default_tenant(settings, agents))
     runtime.sms = _sms_service(runtime)
     runtime.session_sink = TeeSink(runtime.recorder, FollowUpSink(runtime.sms))
@@ -204,6 +246,20 @@ def _sms_service(runtime: Runtime) -> SmsService:
         reply_within_s=settings.sms_reply_within_s,
         replies_per_minute=settings.sms_replies_per_minute,
     )
+
+
+def call_variables(data: dict[str, str]) -> dict[str, str]:
+    """The prompt variables a voice webhook put in the call's token (outbound: the lead)."""
+    raw = data.get("vars")
+    if not raw:
+        return {}
+    try:
+        values = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): str(v) for k, v in values.items() if isinstance(v, str)}
 
 
 def _default_tenant(settings: Settings, agents: dict[str, AgentDefinition]) -> Tenant:

@@ -62,6 +62,23 @@ class Settings(BaseSettings):
     stripe_api_key: str | None = None
     stripe_webhook_secret: str | None = None
 
+    # Telephony flows (#4): lead webhook, outbound dialer, recordings, transfers.
+    #: A second submission with the same email or phone within this window is the same lead.
+    lead_duplicate_window_s: int = Field(default=600, ge=0)
+    lead_rate_per_ip_per_min: int = Field(default=30, ge=1)
+    lead_rate_per_tenant_per_min: int = Field(default=120, ge=1)
+    #: How long the lead webhook waits for its call's turn in the CPS queue for a call_sid.
+    lead_call_wait_s: float = Field(default=8.0, ge=0)
+    #: Calls per second sent to Twilio's Calls.create (Twilio's default account cap is 1).
+    outbound_cps: float = Field(default=1.0, gt=0, le=100)
+    dialer_poll_s: float = Field(default=1.0, gt=0)
+    #: Empty: DATA_DIR/recordings.
+    recordings_dir: str | None = None
+    recordings_enabled: bool = True
+    transfer_ring_s: int = Field(default=20, ge=5, le=600)
+    #: First wait before asking Twilio for a finished call's price (doubles, 3 tries).
+    price_fetch_delay_s: float = Field(default=60.0, gt=0)
+
     @field_validator("public_base_url")
     @classmethod
     def _origin(cls, value: str) -> str:

@@ -1,5 +1,12 @@
 """POST /twilio/voice: a call arrives (or an outbound call is answered); answer with TwiML
-that connects a bidirectional Media Stream carrying a single-use per-call token."""
+that connects a bidirectional Media Stream carrying a single-use per-call token.
+
+Inbound calls are routed by the called number (``To``): its tenant and agent answer. A
+number no tenant owns hears a short apology and is hung up on, unless no tenant owns any
+number at all (an embedded install, the demo): then the default tenant answers everything.
+Outbound calls (``Direction`` outbound-api) name their scheduled call in the URL's query;
+the lead's fields travel with the token to the agent's prompt.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from voice_agent.outbound import urls
+from voice_agent.outbound.dialer import encode_variables, prompt_variables
+from voice_agent.outbound.service import OutboundService
 from voice_agent.runtime import Runtime
 from voice_agent.telephony import twiml
 from webhooks.twilio_auth import verified_form
@@ -16,6 +26,63 @@ from webhooks.twilio_auth import verified_form
 log = logging.getLogger(__name__)
 
 _TOKEN_TIMEOUT_S = 2.0
+_ROUTE_TIMEOUT_S = 1.0
+UNKNOWN_NUMBER_MESSAGE = "Sorry, this number is not in service. Goodbye."
+
+
+async def _call_data(
+    request: Request, runtime: Runtime, form: dict[str, str], call_sid: str
+) -> dict[str, str] | None:
+    """What the media stream's session needs to know; None: this call is not ours."""
+    settings = runtime.settings
+    to_number = form.get("To", "")
+    data = {"call_sid": call_sid, "from": form.get("From", ""), "to": to_number}
+    if form.get("Direction", "inbound").startswith("outbound"):
+        outbound: OutboundService = request.app.state.outbound
+        scheduled = await outbound.scheduled_for(
+            urls.scheduled_id(request.query_params.get("scheduled")), call_sid
+        )
+        agent = await outbound.agent_for(scheduled)
+        if scheduled is None or agent is None:
+            tenant = await runtime.tenants.get(settings.default_tenant)
+            log.warning("outbound call %s names no scheduled call; default agent", call_sid)
+            return data | {
+                "tenant": tenant.slug,
+                "agent": tenant.outbound_agent,
+                "direction": "outbound",
+            }
+        data |= {
+            "tenant": scheduled.tenant,
+            "agent": agent.slug,
+            "direction": "outbound",
+            "scheduled": str(scheduled.id),
+            "vars": encode_variables(prompt_variables(scheduled.context, agent)),
+        }
+        if scheduled.lead_id is not None:
+            data["lead_id"] = str(scheduled.lead_id)
+        return data
+    try:
+        async with asyncio.timeout(_ROUTE_TIMEOUT_S):
+            route = await runtime.tenants.route(to_number)
+            if route is not None:
+                return data | {
+                    "tenant": route.tenant.slug,
+                    "agent": route.agent,
+                    "direction": "inbound",
+                }
+            if await runtime.tenants.has_numbers():
+                log.warning(
+                    "call %s to %s: no tenant owns this number; refused", call_sid, to_number
+                )
+                return None
+    except Exception as exc:
+        # The database blinked: answer with the default agent rather than drop a caller.
+        log.error("call %s: routing lookup failed (%s); default tenant answers", call_sid, exc)
+    return data | {
+        "tenant": settings.default_tenant,
+        "agent": runtime.default_agent.slug,
+        "direction": "inbound",
+    }
 
 
 async def voice(request: Request) -> Response:
@@ -26,22 +93,15 @@ async def voice(request: Request) -> Response:
     call_sid = form.get("CallSid", "")
     if not call_sid:
         return PlainTextResponse("CallSid is required", status_code=400)
-    direction = "inbound" if form.get("Direction", "inbound") == "inbound" else "outbound"
-    agent = runtime.default_agent
-    call = {
-        "call_sid": call_sid,
-        "tenant": runtime.settings.default_tenant,
-        "agent": agent.slug,
-        "direction": direction,
-        "from": form.get("From", ""),
-        "to": form.get("To", ""),
-    }
     try:
         # Twilio gives up after 15 s; answer quickly so its fallback URL can take the call.
         async with asyncio.timeout(_TOKEN_TIMEOUT_S):
+            call = await _call_data(request, runtime, form, call_sid)
+            if call is None:
+                return Response(twiml.say_and_hangup(UNKNOWN_NUMBER_MESSAGE), media_type="text/xml")
             token = await runtime.tokens.issue(call)
     except Exception as exc:
-        log.error("call %s: cannot issue a media stream token: %s", call_sid, exc or type(exc))
+        log.error("call %s: cannot set up the media stream: %s", call_sid, exc or type(exc))
         return PlainTextResponse("temporarily unavailable", status_code=503)
     document = twiml.connect_stream(runtime.media_stream_url, {"token": token})
     return Response(document, media_type="text/xml")

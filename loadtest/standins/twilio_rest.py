@@ -80,6 +80,15 @@ class StandinCall:
     twiml: str | None = None
     status_callback: str | None = None
     history: list[dict[str, str]] = field(default_factory=list)  # every update's fields
+    #: Every Calls.create parameter as sent (AsyncAmd, MachineDetection, StatusCallbackEvent…).
+    params: tuple[tuple[str, str], ...] = ()
+    status_sequence: int = 0
+    #: What a fetch reports as the call's price (Twilio: a negative string, later on).
+    price: str | None = None
+
+    @property
+    def create_form(self) -> dict[str, str]:
+        return dict(self.params)
 
 
 @dataclass(slots=True)
@@ -195,6 +204,72 @@ class TwilioRestStandin:
     def requests_for(self, call_sid: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.call_sid == call_sid]
 
+    # --- Twilio's side of a placed call: the webhooks it would send -----------------------
+
+    def _signed(self, url: str, params: dict[str, str]) -> dict[str, str]:
+        from twilio.request_validator import RequestValidator
+
+        return {
+            "X-Twilio-Signature": RequestValidator(self.auth_token).compute_signature(url, params)
+        }
+
+    async def _post(self, url: str, params: dict[str, str]) -> tuple[int, str]:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            response = await http.post(url, data=params, headers=self._signed(url, params))
+        return response.status_code, response.text
+
+    def _call_params(self, call: StandinCall) -> dict[str, str]:
+        return {
+            "CallSid": call.sid,
+            "AccountSid": self.account_sid,
+            "From": call.from_,
+            "To": call.to,
+            "Direction": call.direction,
+            "ApiVersion": API_VERSION,
+        }
+
+    async def answer(self, call_sid: str) -> tuple[int, str]:
+        """The callee picked up: fetch the call's TwiML from its Url, signed. Returns
+        (HTTP status, body)."""
+        call = self.calls[call_sid]
+        if not call.url:
+            raise ValueError(f"call {call_sid} has no Url")
+        call.status = "in-progress"
+        return await self._post(call.url, self._call_params(call) | {"CallStatus": "in-progress"})
+
+    async def send_status(self, call_sid: str, status: str, **extra: str) -> int:
+        """A status callback to the call's StatusCallback (CallDuration, Price… in extra)."""
+        call = self.calls[call_sid]
+        if not call.status_callback:
+            raise ValueError(f"call {call_sid} has no StatusCallback")
+        call.status = status
+        params = self._call_params(call) | {
+            "CallStatus": status,
+            "SequenceNumber": str(call.status_sequence),
+            "CallbackSource": "call-progress-events",
+            "Timestamp": formatdate(usegmt=True),
+        }
+        call.status_sequence += 1
+        code, _ = await self._post(call.status_callback, params | extra)
+        return code
+
+    async def send_amd(self, call_sid: str, answered_by: str, duration_ms: int = 3200) -> int:
+        """The asynchronous answering-machine verdict, to AsyncAmdStatusCallback."""
+        call = self.calls[call_sid]
+        url = call.create_form.get("AsyncAmdStatusCallback")
+        if not url:
+            raise ValueError(f"call {call_sid} asked for no async AMD callback")
+        params = {
+            "CallSid": call.sid,
+            "AccountSid": self.account_sid,
+            "AnsweredBy": answered_by,
+            "MachineDetectionDuration": str(duration_ms),
+        }
+        code, _ = await self._post(url, params)
+        return code
+
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> str:
@@ -300,7 +375,7 @@ class TwilioRestStandin:
             "start_time": None,
             "end_time": now if call.status in _TERMINAL else None,
             "duration": None,
-            "price": None,
+            "price": call.price,
             "price_unit": "USD",
             "parent_call_sid": None,
             "phone_number_sid": None,
@@ -337,6 +412,7 @@ class TwilioRestStandin:
                 url=form.get("Url"),
                 twiml=form.get("Twiml"),
                 status_callback=form.get("StatusCallback"),
+                params=recorded.params,
             )
             self.calls[call.sid] = call
             return JSONResponse(self._call_json(call), status_code=201)

@@ -62,7 +62,8 @@ async def test_transfer_updates_the_live_call_after_the_sentence_is_heard(
     (update,) = requests
     assert update.method == "POST" and update.authorized and update.status == 200
     assert "<Dial" in update.form["Twiml"]
-    assert f">{receptionist.transfer_number}</Dial>" in update.form["Twiml"]
+    # A warm transfer: the number is dialled with a whisper for the person who answers.
+    assert f">{receptionist.transfer_number}</Number></Dial>" in update.form["Twiml"]
 
     # Only after the caller heard the whole sentence (the line played it in real time).
     result = run.result

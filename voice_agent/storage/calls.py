@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Row, Select, and_, bindparam, select, update
+from sqlalchemy import Insert, Row, Select, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,6 +38,26 @@ _STARTED_FIELDS = (
     "pipeline",
     "started_at",
     "metadata",
+)
+#: Twilio's terminal CallStatus values (and our own "failed").
+FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+_FACT_COLUMNS = frozenset(
+    {"answered_by", "outcome", "summary", "recording_path", "lead_id", "price", "price_unit"}
+)
+_FACT_READ = (
+    "status",
+    "answered_by",
+    "duration_s",
+    "price",
+    "price_unit",
+    "recording_path",
+    "outcome",
+    "summary",
+    "lead_id",
+    "started_at",
+    "ended_at",
+    "tenant",
+    "direction",
 )
 _TURN_FIELDS = ("role", "text", "started_at", "ended_at", "interrupted", *LATENCY_COLUMNS)
 
@@ -160,6 +181,104 @@ class CallRepository:
         async with self._db.engine.begin() as conn:
             result = await conn.execute(calls.delete().where(condition))
         return result.rowcount > 0
+
+    # --- telephony flows (#4): status callbacks, AMD, recordings ------------------------
+
+    async def record_progress(
+        self,
+        call_sid: str,
+        *,
+        status: str,
+        at: datetime,
+        tenant: str,
+        direction: str,
+        from_number: str,
+        to_number: str,
+        agent: str,
+        duration_s: int | None = None,
+        price: float | None = None,
+        price_unit: str | None = None,
+        lead_id: int | None = None,
+    ) -> None:
+        """A Twilio status callback: create the row for a call that never reached a media
+        stream (no-answer, busy), then store status, duration and price. A progress event
+        arriving after the final one (callbacks may come out of order) does not reopen it."""
+        facts: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("duration_s", duration_s),
+                ("price", price),
+                ("price_unit", price_unit),
+                ("lead_id", lead_id),
+            )
+            if value is not None
+        }
+        final = status in FINAL_STATUSES
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                self._insert_placeholder(conn),
+                [
+                    {
+                        "call_sid": call_sid,
+                        "tenant": tenant,
+                        "direction": direction,
+                        "from_number": from_number,
+                        "to_number": to_number,
+                        "agent": agent,
+                        "pipeline": "",
+                        "status": status,
+                        "started_at": at,
+                    }
+                ],
+            )
+            # A placeholder left by turns written before CallStarted has no tenant yet.
+            await conn.execute(
+                update(calls)
+                .where(calls.c.call_sid == call_sid, calls.c.tenant == PLACEHOLDER_TENANT)
+                .values(tenant=tenant, direction=direction)
+            )
+            condition = calls.c.call_sid == call_sid
+            if not final:
+                condition = and_(condition, calls.c.status.not_in(FINAL_STATUSES))
+            values: dict[str, Any] = {"status": status}
+            if final:
+                values["ended_at"] = func.coalesce(calls.c.ended_at, at)
+            await conn.execute(update(calls).where(condition).values(values))
+            if facts:
+                await conn.execute(update(calls).where(calls.c.call_sid == call_sid).values(facts))
+
+    async def set_call_facts(self, call_sid: str, **facts: Any) -> bool:
+        """Store any of answered_by, outcome, summary, recording_path, lead_id, price and
+        price_unit on a call;
+        False when there is no such call (yet)."""
+        unknown = set(facts) - _FACT_COLUMNS
+        if unknown:
+            raise ValueError(f"not a call fact: {', '.join(sorted(unknown))}")
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(
+                update(calls).where(calls.c.call_sid == call_sid).values(facts)
+            )
+        return result.rowcount > 0
+
+    async def call_facts(self, call_sid: str, tenant: str | None = None) -> dict[str, Any] | None:
+        """The outcome columns of a call (status, answered_by, duration_s, price, price_unit,
+        recording_path, outcome, summary, lead_id, started_at, ended_at), or None."""
+        query = select(*(calls.c[name] for name in _FACT_READ)).where(calls.c.call_sid == call_sid)
+        if tenant is not None:
+            query = query.where(calls.c.tenant == tenant)
+        async with self._db.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else dict(row._mapping)
+
+    async def recordings_before(self, tenant: str, before: datetime) -> list[tuple[str, str]]:
+        """(call_sid, recording_path) of the tenant's calls that started before ``before``."""
+        query = select(calls.c.call_sid, calls.c.recording_path).where(
+            calls.c.tenant == tenant,
+            calls.c.started_at < before,
+            calls.c.recording_path.is_not(None),
+        )
+        async with self._db.engine.connect() as conn:
+            return [(row.call_sid, row.recording_path) for row in await conn.execute(query)]
 
     # --- statements -------------------------------------------------------------------
 

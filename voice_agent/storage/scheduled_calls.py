@@ -148,3 +148,24 @@ class ScheduledCallRepository:
         async with self._db.engine.connect() as conn:
             rows = await conn.execute(query.order_by(scheduled_calls.c.due_at))
             return [_scheduled(row) for row in rows]
+
+    # --- telephony flows (#4) -------------------------------------------------------------
+
+    async def reschedule(self, id_: int, due_at: datetime, now: datetime | None = None) -> None:
+        """Put a claimed call back in the queue for later (outside calling hours now)."""
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                update(scheduled_calls)
+                .where(scheduled_calls.c.id == id_)
+                .values(status="pending", due_at=due_at, updated_at=now or datetime.now(UTC))
+            )
+
+    async def for_lead(self, lead_id: int) -> list[ScheduledCall]:
+        """Every call scheduled for one lead, first attempt first."""
+        query = (
+            select(scheduled_calls)
+            .where(scheduled_calls.c.lead_id == lead_id)
+            .order_by(scheduled_calls.c.attempt, scheduled_calls.c.id)
+        )
+        async with self._db.engine.connect() as conn:
+            return [_scheduled(row) for row in await conn.execute(query)]

@@ -230,3 +230,14 @@ class TwilioRest:
         if not message.sid:
             raise TwilioRestError(0, None, "create message response has no sid")
         return message.sid, str(message.status or "queued")
+
+    async def call_price(self, call_sid: str) -> tuple[float | None, str | None]:
+        """The call's (price, unit) as Twilio bills it: a positive amount, or None while
+        Twilio has not priced it yet (that takes a while after the call ends)."""
+        call = await self._call(self._call_context(call_sid).fetch_async())
+        price = call.price
+        try:
+            amount = abs(float(price)) if price not in (None, "") else None
+        except (TypeError, ValueError):
+            amount = None
+        return amount, call.price_unit

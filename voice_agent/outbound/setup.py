@@ -1,0 +1,76 @@
+"""Wiring the outbound flows into a running server (called from the app's lifespan)."""
+
+from __future__ import annotations
+
+from voice_agent.conversation.phrases import PhraseCache
+from voice_agent.outbound.dialer import Clock, Dialer, DialerConfig, utc_now
+from voice_agent.outbound.greetings import GreetingStore
+from voice_agent.outbound.intake import IntakeLock
+from voice_agent.outbound.pacing import RedisCpsGate
+from voice_agent.outbound.service import OutboundService
+from voice_agent.runtime import Runtime
+from voice_agent.storage.leads import LeadRepository
+from webhooks.lead import LeadLimits
+from webhooks.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+
+#: Personal greetings cached by text, apart from the agents' fixed phrases.
+_PERSONAL_GREETINGS = 64
+
+
+def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
+    settings = runtime.settings
+    greetings = GreetingStore(PhraseCache(runtime.pipeline.tts, _PERSONAL_GREETINGS))
+    runtime.greetings = greetings
+    leads = LeadRepository(runtime.database)
+    dialer = Dialer(
+        config=DialerConfig(
+            public_base_url=settings.public_base_url,
+            from_number=settings.twilio_from_number,
+            cps=settings.outbound_cps,
+            poll_s=settings.dialer_poll_s,
+        ),
+        rest=runtime.rest,
+        agents=runtime.agents,
+        tenants=runtime.tenants,
+        opt_outs=runtime.opt_outs,
+        scheduled=runtime.scheduled_calls,
+        leads=leads,
+        calls=runtime.calls,
+        greetings=greetings,
+        now=now,
+        gate=(
+            RedisCpsGate(runtime.redis, settings.outbound_cps)  # type: ignore[arg-type]
+            if runtime.redis is not None
+            else None
+        ),
+    )
+    return OutboundService(
+        dialer=dialer,
+        rest=runtime.rest,
+        agents=runtime.agents,
+        tenants=runtime.tenants,
+        opt_outs=runtime.opt_outs,
+        scheduled=runtime.scheduled_calls,
+        leads=leads,
+        calls=runtime.calls,
+        duplicate_window_s=settings.lead_duplicate_window_s,
+        now=now,
+        intake=IntakeLock(runtime.redis),  # type: ignore[arg-type]
+        price_delay_s=settings.price_fetch_delay_s,
+        default_tenant=settings.default_tenant,
+        live_calls=runtime.live_calls,
+        phrases=greetings.synthesiser,
+    )
+
+
+def build_lead_limits(runtime: Runtime) -> LeadLimits:
+    settings = runtime.settings
+    per_ip: RateLimiter
+    per_tenant: RateLimiter
+    if runtime.redis is not None:
+        per_ip = RedisRateLimiter(runtime.redis, settings.lead_rate_per_ip_per_min)  # type: ignore[arg-type]
+        per_tenant = RedisRateLimiter(runtime.redis, settings.lead_rate_per_tenant_per_min)  # type: ignore[arg-type]
+    else:
+        per_ip = MemoryRateLimiter(settings.lead_rate_per_ip_per_min)
+        per_tenant = MemoryRateLimiter(settings.lead_rate_per_tenant_per_min)
+    return LeadLimits(per_ip, per_tenant)
