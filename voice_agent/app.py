@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from voice_agent.dashboard import Dashboard, dashboard_routes
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
 from voice_agent.settings import Settings
@@ -73,6 +74,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlett
             open_session=runtime.open_session,
             on_malformed=runtime.metrics.malformed_frames.inc,
         )
+        app.state.dashboard = Dashboard.create(
+            settings, runtime.database, runtime.tenants, runtime.agents, runtime.bus, runtime.redis
+        )
         log.info(
             "ready: pipeline %s, agents %s, database %s",
             runtime.pipeline.name,
@@ -96,6 +100,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlett
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *dashboard_routes(),
         ],
         lifespan=lifespan,
     )

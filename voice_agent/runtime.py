@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from prompts import AgentDefinition
 from prompts.loader import load_agents
+from voice_agent.bus import Bus, build_bus
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo
 from voice_agent.conversation.session import CallSession, SessionConfig
@@ -52,6 +53,7 @@ class Runtime:
     scheduled_calls: ScheduledCallRepository
     redis: object | None = None
     owns_pipeline: bool = True
+    bus: Bus | None = None  # live call events (dashboard); Redis pub/sub when REDIS_URL
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -98,6 +100,8 @@ class Runtime:
             await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
 
     async def aclose(self) -> None:
+        if self.bus is not None:
+            await self.bus.aclose()
         unwritten = await self.writes.aclose()
         if unwritten:
             log.error("%d call records could not be written before shutdown", unwritten)
@@ -146,6 +150,8 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         else None
     )
     metrics = Metrics()
+    bus = build_bus(redis_client)
+    await bus.start()
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -158,19 +164,20 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         signature=signature,
         rest=rest,
         metrics=metrics,
-        recorder=CallRecorder(writes, metrics),
+        recorder=CallRecorder(writes, metrics, bus),
         tenants=TenantRepository(database),
         opt_outs=OptOutRepository(database),
         scheduled_calls=ScheduledCallRepository(database),
         redis=redis_client,
         owns_pipeline=owns_pipeline,
+        bus=bus,
     )
-    await runtime.tenants.ensure(_default_tenant(settings, agents))
+    await runtime.tenants.ensure(default_tenant(settings, agents))
     await runtime.warm_greetings()
     return runtime
 
 
-def _default_tenant(settings: Settings, agents: dict[str, AgentDefinition]) -> Tenant:
+def default_tenant(settings: Settings, agents: dict[str, AgentDefinition]) -> Tenant:
     """The tenant an embedded install starts with, so calls have an owner before any setup."""
     outbound = "lead_qualifier" if "lead_qualifier" in agents else settings.default_agent
     return Tenant(

@@ -1,0 +1,147 @@
+"""A dashboard with two tenants, their staff, an admin and a few calls (one with a real
+stereo recording), served in-process for httpx or on loopback for the browser."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.dashboard.seed import (
+    PASSWORD,
+    SeedTurn,
+    add_call,
+    add_tenant,
+    add_user,
+    stereo_wav,
+)
+from voice_agent.app import create_app
+from voice_agent.runtime import Runtime
+from voice_agent.settings import Settings
+
+ADMIN = "admin@example.com"
+ACME_STAFF = "staff@acme.test"
+GLOBEX_STAFF = "staff@globex.test"
+ACME_CALL = "CA" + "a" * 32
+GLOBEX_CALL = "CA" + "b" * 32
+XSS = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
+
+#: The acme call: five turns over a 12 s recording.
+ACME_TURNS = [
+    SeedTurn("agent", "Thanks for calling Acme Plumbing, how can I help?", 0.2, 2.3),
+    SeedTurn("caller", "My kitchen sink is leaking under the cabinet.", 3.0, 2.5),
+    SeedTurn("agent", "Sorry to hear that. When did it start?", 6.0, 1.8, total_ms=820.0),
+    SeedTurn("caller", XSS, 8.2, 1.5),
+    SeedTurn("agent", "I can send someone this afternoon", 10.0, 1.6, True, total_ms=640.0),
+]
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Site:
+    runtime: Runtime
+    settings: Settings
+    recording: Path
+
+    @property
+    def db(self):  # type: ignore[no-untyped-def]
+        return self.runtime.database
+
+
+async def seed(runtime: Runtime, recording: Path) -> None:
+    db = runtime.database
+    await add_tenant(
+        db,
+        "acme",
+        name="Acme Plumbing",
+        brand_color="#ff6600",
+        logo_url="https://cdn.example.com/acme.png",
+    )
+    await add_tenant(db, "globex", name="Globex Corp", brand_color="#00aa55")
+    await add_user(db, ADMIN, "admin")
+    await add_user(db, ACME_STAFF, "staff", "acme")
+    await add_user(db, GLOBEX_STAFF, "staff", "globex")
+    await add_call(
+        db,
+        ACME_CALL,
+        "acme",
+        ACME_TURNS,
+        recording_path=str(recording),
+        outcome="booked",
+        summary="Leaking sink; visit booked.",
+    )
+    await add_call(
+        db,
+        GLOBEX_CALL,
+        "globex",
+        [SeedTurn("caller", "Globex secret merger plans", 0.5, 2.0)],
+        recording_path=str(recording),
+        outcome="info",
+    )
+
+
+@pytest.fixture
+def recording(tmp_path: Path) -> Path:
+    return stereo_wav(tmp_path / "acme-call.wav", seconds=12.0)
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(settings: Settings) -> AsyncIterator[tuple[object, Runtime]]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app, app.state.runtime
+
+
+@pytest.fixture
+async def site(cascade_settings: Callable[..., Settings], recording: Path) -> AsyncIterator[Site]:
+    settings = cascade_settings()
+    async with serve_in_process(settings) as (app, runtime):
+        await seed(runtime, recording)
+        site = Site(runtime, settings, recording)
+        site.app = app  # type: ignore[attr-defined]
+        yield site
+
+
+def client_for(site: Site, base_url: str = "http://testserver") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=site.app)  # type: ignore[attr-defined]
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    page = await client.get("/login")
+    return await client.post(
+        "/login",
+        data={
+            "email": email,
+            "password": password,
+            "csrf_token": csrf_of(page.text),
+            "next": "/calls",
+        },
+    )
+
+
+@pytest.fixture
+async def as_user(site: Site) -> AsyncIterator[Callable[[str], AsyncIterator[httpx.AsyncClient]]]:
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(email: str) -> httpx.AsyncClient:
+        client = client_for(site)
+        clients.append(client)
+        response = await login(client, email)
+        assert response.status_code == 303, response.text
+        return client
+
+    yield make  # type: ignore[misc]
+    for client in clients:
+        await client.aclose()
