@@ -20,8 +20,8 @@ from tests.dashboard.conftest import (
     client_for,
     csrf_of,
     login,
-    serve_in_process,
     seed,
+    serve_in_process,
 )
 from voice_agent.dashboard.sessions import COOKIE_NAME
 from voice_agent.settings import Settings

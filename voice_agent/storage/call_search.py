@@ -124,14 +124,14 @@ class CallSearch:
             conditions.append(calls.c.started_at >= where.since)
         if where.until is not None:
             conditions.append(calls.c.started_at < where.until)
-        for column, value in (
+        for field, value in (
             (calls.c.direction, where.direction),
             (calls.c.status, where.status),
             (calls.c.outcome, where.outcome),
             (calls.c.agent, where.agent),
         ):
             if value:
-                conditions.append(column == value)
+                conditions.append(field == value)
         if where.number:
             conditions.append(
                 or_(calls.c.from_number == where.number, calls.c.to_number == where.number)
