@@ -87,9 +87,9 @@ class Bus:
     async def aclose(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # Bounded: closing a pub/sub connection to a wedged Redis must not hang shutdown.
+            await asyncio.wait(self._tasks, timeout=2.0)
         self._tasks.clear()
 
     def _deliver(self, event: Event) -> None:

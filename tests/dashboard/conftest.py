@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadtest.fixtures import load_script
+from loadtest.standins.openai_server import Latency, StandinOpenAI
+from tests.calls.cascade_support import FixtureTranscriber, short_responder
 from tests.dashboard.seed import (
     PASSWORD,
     SeedTurn,
@@ -83,6 +86,15 @@ async def seed(runtime: Runtime, recording: Path) -> None:
         recording_path=str(recording),
         outcome="info",
     )
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[StandinOpenAI]:
+    """The OpenAI stand-in, with a "Whisper" that knows which fixture the caller said."""
+    transcriber = FixtureTranscriber(load_script())
+    async with StandinOpenAI(Latency.none(), transcriber=transcriber) as server:
+        server.responder = short_responder
+        yield server
 
 
 @pytest.fixture
