@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import functools
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from voice_agent.dashboard.branding import PLATFORM, Brand
 from voice_agent.dashboard.sessions import COOKIE_NAME, MAX_AGE_S, Session
 from voice_agent.dashboard.state import Dashboard
+from voice_agent.storage.database import DatabaseUnavailable
 from voice_agent.storage.tenants import UnknownTenant
 from voice_agent.storage.users import User
+
+log = logging.getLogger(__name__)
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -39,6 +45,10 @@ class Viewer:
 
 
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+# What a page cannot do without: the database, and Redis when the limiter lives there.
+_BACKEND_ERRORS = (DBAPIError, DatabaseUnavailable, RedisError, OSError, TimeoutError)
 
 
 def dashboard_of(request: Request) -> Dashboard:
@@ -78,11 +88,32 @@ async def csrf_ok(request: Request, session: Session) -> bool:
     return token is not None and hmac.compare_digest(token.encode(), session.csrf.encode())
 
 
+def backend_errors_as_503(api: bool = False) -> Callable[[Endpoint], Endpoint]:
+    """A page whose database is down says so (503, one line) instead of a stack trace."""
+
+    def wrap(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def guarded(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except _BACKEND_ERRORS as exc:
+                log.warning("dashboard %s: storage unavailable: %s", request.url.path, exc)
+                message = "The database is unavailable; try again shortly."
+                if api:
+                    return JSONResponse({"error": message}, status_code=503)
+                return PlainTextResponse(message, status_code=503)
+
+        return guarded
+
+    return wrap
+
+
 def signed_in(*, admin: bool = False, api: bool = False) -> Callable[[Handler], Callable]:
     """Wrap a handler: sign-in required, POSTs need the session's CSRF token, ``admin``
     pages are 404 to staff (they are not told such a page exists)."""
 
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @backend_errors_as_503(api)
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             dash = dashboard_of(request)
@@ -127,6 +158,7 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+@backend_errors_as_503()
 async def login_page(request: Request) -> Response:
     dash = dashboard_of(request)
     session = current_session(request)

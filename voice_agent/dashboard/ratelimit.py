@@ -11,7 +11,7 @@ MAX_FAILURES = 5
 WINDOW_S = 15 * 60
 
 
-def _key(address: str, email: str) -> str:
+def login_failures_key(address: str, email: str) -> str:
     # Hashed: emails are personal data and need not sit in Redis in the clear.
     digest = hashlib.sha256(f"{address}\0{email.strip().lower()}".encode()).hexdigest()[:32]
     return f"voice_agent:login_failures:{digest}"
@@ -32,21 +32,21 @@ class MemoryLoginLimiter:
         self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, window end)
 
     async def blocked(self, address: str, email: str) -> bool:
-        count, until = self._failures.get(_key(address, email), (0, 0.0))
+        count, until = self._failures.get(login_failures_key(address, email), (0, 0.0))
         return count >= self._max and time.monotonic() < until
 
     async def failed(self, address: str, email: str) -> None:
         now = time.monotonic()
         if len(self._failures) > 10_000:  # bounded: forget windows that have ended
             self._failures = {k: v for k, v in self._failures.items() if v[1] > now}
-        key = _key(address, email)
+        key = login_failures_key(address, email)
         count, until = self._failures.get(key, (0, 0.0))
         if now >= until:
             count, until = 0, now + self._window
         self._failures[key] = (count + 1, until)
 
     async def succeeded(self, address: str, email: str) -> None:
-        self._failures.pop(_key(address, email), None)
+        self._failures.pop(login_failures_key(address, email), None)
 
 
 class RedisLoginLimiter:
@@ -56,15 +56,15 @@ class RedisLoginLimiter:
         self._window = int(window_s)
 
     async def blocked(self, address: str, email: str) -> bool:
-        count = await self._redis.get(_key(address, email))
+        count = await self._redis.get(login_failures_key(address, email))
         return count is not None and int(count) >= self._max
 
     async def failed(self, address: str, email: str) -> None:
-        key = _key(address, email)
+        key = login_failures_key(address, email)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, self._window, nx=True)
             await pipe.execute()
 
     async def succeeded(self, address: str, email: str) -> None:
-        await self._redis.delete(_key(address, email))
+        await self._redis.delete(login_failures_key(address, email))
