@@ -102,6 +102,17 @@ async def test_full_text_search_matches_every_word_with_stemming(db: Database) -
     assert _sids(await search.page(leaking_in)) == ["CA3"]
 
 
+async def test_search_by_index_probe_and_by_scan_agree(db: Database) -> None:
+    # PostgreSQL looks rare words up through the index and scans for common ones; with a
+    # threshold of one turn, every search here takes the scanning path.
+    await _seed(db)
+    for search in (CallSearch(db), CallSearch(db, few_turns=1)):
+        assert _sids(await search.page(CallFilter(search="leaking"))) == ["CA3", "CA1"]
+        assert _sids(await search.page(CallFilter(search="leaking", tenant="acme"))) == ["CA1"]
+        assert _sids(await search.page(CallFilter(search="boilers thousand"))) == ["CA2"]
+        assert _sids(await search.page(CallFilter(search="zeppelin"))) == []
+
+
 async def test_index_follows_turn_rewrites_and_deletes(db: Database) -> None:
     await _seed(db)
     repo, search = CallRepository(db), CallSearch(db)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from voice_agent.storage.database import Database
@@ -33,6 +34,8 @@ from voice_agent.storage.tables import TURNS_TEXT_TSVECTOR, calls, turns
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_PAGE = 200
+# Up to this many matching turns, a search fetches their call ids first (see _pg_matches).
+FEW_TURNS = 2000
 
 
 class BadCursor(ValueError):
@@ -94,29 +97,33 @@ def search_words(query: str) -> list[str]:
 
 
 class CallSearch:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, few_turns: int = FEW_TURNS) -> None:
         self._db = db
+        self._few_turns = few_turns
 
     async def page(self, where: CallFilter, limit: int = 50, cursor: str | None = None) -> CallPage:
         limit = max(1, min(limit, MAX_PAGE))
-        query = self._query(where)
-        if cursor:
-            at, call_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    calls.c.started_at < at,
-                    and_(calls.c.started_at == at, calls.c.id < call_id),
-                )
-            )
-        query = query.order_by(calls.c.started_at.desc(), calls.c.id.desc()).limit(limit + 1)
         async with self._db.engine.connect() as conn:
+            query = await self._query(conn, where)
+            if query is None:
+                return CallPage([], None)
+            if cursor:
+                at, call_id = decode_cursor(cursor)
+                query = query.where(
+                    or_(
+                        calls.c.started_at < at,
+                        and_(calls.c.started_at == at, calls.c.id < call_id),
+                    )
+                )
+            query = query.order_by(calls.c.started_at.desc(), calls.c.id.desc()).limit(limit + 1)
             rows = list(await conn.execute(query))
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1].started_at, rows[-1].id) if more else None
         return CallPage([_row(r) for r in rows], next_cursor)
 
-    def _query(self, where: CallFilter) -> Select[Any]:
+    async def _query(self, conn: AsyncConnection, where: CallFilter) -> Select[Any] | None:
+        """The filtered query; None when the search alone already matches nothing."""
         conditions: list[ColumnElement[bool]] = [calls.c.tenant != ""]  # placeholders
         if where.tenant is not None:
             conditions.append(calls.c.tenant == where.tenant)
@@ -138,16 +145,36 @@ class CallSearch:
             )
         words = search_words(where.search or "")
         if words:
-            conditions.append(self._matches(words))
+            if self._db.dialect == "postgresql":
+                matches = await self._pg_matches(conn, words)
+                if matches is None:
+                    return None
+                conditions.append(matches)
+            else:
+                conditions.append(self._sqlite_matches(words))
         return select(calls).where(and_(*conditions))
 
-    def _matches(self, words: list[str]) -> ColumnElement[bool]:
-        if self._db.dialect == "postgresql":
-            # The same expression as the GIN index, or the planner cannot use it.
-            query = func.plainto_tsquery(literal_column("'english'"), " ".join(words))
-            return exists().where(
-                turns.c.call_id == calls.c.id, TURNS_TEXT_TSVECTOR.bool_op("@@")(query)
-            )
+    async def _pg_matches(
+        self, conn: AsyncConnection, words: list[str]
+    ) -> ColumnElement[bool] | None:
+        """Rare words: the GIN index names the few calls, looked up by id. Common words: the
+        newest-first scan checks each call's turns and soon has a page. PostgreSQL cannot
+        tell the two apart from its statistics (a word missing from them is guessed common,
+        so a search for it scanned every call: 4 s on 100,000), so one bounded index probe
+        decides."""
+        query = func.plainto_tsquery(literal_column("'english'"), " ".join(words))
+        # The same expression as the GIN index, or the planner cannot use it.
+        match = TURNS_TEXT_TSVECTOR.bool_op("@@")(query)
+        probe = select(turns.c.call_id).where(match).limit(self._few_turns + 1)
+        matched = list((await conn.execute(probe)).scalars())  # one call id per turn
+        if not matched:
+            return None
+        if len(matched) <= self._few_turns:  # every matching turn seen: these are all the calls
+            return calls.c.id.in_(set(matched))
+        return exists().where(turns.c.call_id == calls.c.id, match)
+
+    @staticmethod
+    def _sqlite_matches(words: list[str]) -> ColumnElement[bool]:
         # FTS5 syntax: each word a quoted string (so none is read as an operator), ANDed.
         # The matching call ids form one set up front; the newest-first scan then probes it.
         match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
