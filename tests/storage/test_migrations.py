@@ -18,6 +18,12 @@ from voice_agent.storage.migrate import (
 )
 from voice_agent.storage.tables import metadata
 
+# ix_turns_text_fts is a PostgreSQL-only expression index (0003c); Alembic says on SQLite it
+# cannot compare it, which is expected: there the FTS5 table stands in for it.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:autogenerate skipping metadata-specified expression-based index:UserWarning"
+)
+
 
 def _not_fts5(name: str | None, type_: str, parent_names: object) -> bool:
     # SQLite's full-text index (migration 0003c) is an FTS5 virtual table plus the shadow
