@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from loadtest.fixtures import load_script
 from loadtest.standins.openai_server import Latency, StandinOpenAI
@@ -26,6 +27,7 @@ from tests.dashboard.seed import (
 from voice_agent.app import create_app
 from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings
+from voice_agent.storage.database import Database
 
 ADMIN = "admin@example.com"
 ACME_STAFF = "staff@acme.test"
@@ -47,13 +49,18 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @dataclass
 class Site:
+    app: Starlette
     runtime: Runtime
     settings: Settings
     recording: Path
 
     @property
-    def db(self):  # type: ignore[no-untyped-def]
+    def db(self) -> Database:
         return self.runtime.database
+
+
+#: ``await as_user(email)``: an httpx client signed in as that user.
+AsUser = Callable[[str], Awaitable[httpx.AsyncClient]]
 
 
 async def seed(runtime: Runtime, recording: Path) -> None:
@@ -103,7 +110,7 @@ def recording(tmp_path: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(settings: Settings) -> AsyncIterator[tuple[object, Runtime]]:
+async def serve_in_process(settings: Settings) -> AsyncIterator[tuple[Starlette, Runtime]]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app, app.state.runtime
@@ -114,13 +121,11 @@ async def site(cascade_settings: Callable[..., Settings], recording: Path) -> As
     settings = cascade_settings()
     async with serve_in_process(settings) as (app, runtime):
         await seed(runtime, recording)
-        site = Site(runtime, settings, recording)
-        site.app = app  # type: ignore[attr-defined]
-        yield site
+        yield Site(app, runtime, settings, recording)
 
 
-def client_for(site: Site, base_url: str = "http://testserver") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=site.app)  # type: ignore[attr-defined]
+def client_for(app: Starlette, base_url: str = "http://testserver") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app)
     return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
@@ -144,16 +149,16 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD)
 
 
 @pytest.fixture
-async def as_user(site: Site) -> AsyncIterator[Callable[[str], AsyncIterator[httpx.AsyncClient]]]:
+async def as_user(site: Site) -> AsyncIterator[AsUser]:
     clients: list[httpx.AsyncClient] = []
 
     async def make(email: str) -> httpx.AsyncClient:
-        client = client_for(site)
+        client = client_for(site.app)
         clients.append(client)
         response = await login(client, email)
         assert response.status_code == 303, response.text
         return client
 
-    yield make  # type: ignore[misc]
+    yield make
     for client in clients:
         await client.aclose()

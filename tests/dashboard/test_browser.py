@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from loadtest.caller import CallerTurn, place_call
 from loadtest.fixtures import load_script
@@ -73,7 +73,7 @@ async def served(
 async def loopback_only(page: Page) -> None:
     """Requests leaving loopback (a tenant's logo on a CDN) are refused: tests reach no one."""
 
-    async def route(r) -> None:  # type: ignore[no-untyped-def]
+    async def route(r: Route) -> None:
         if r.request.url.startswith(("http://127.0.0.1", "data:")):
             await r.continue_()
         else:

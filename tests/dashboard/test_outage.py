@@ -44,12 +44,7 @@ async def test_pages_say_503_while_the_database_is_down(
     async with serve_in_process(settings) as (app, runtime):
         await seed(runtime, recording)
 
-        class _Site:
-            pass
-
-        site = _Site()
-        site.app = app  # type: ignore[attr-defined]
-        async with client_for(site) as client:  # type: ignore[arg-type]
+        async with client_for(app) as client:
             assert (await login(client, ACME_STAFF)).status_code == 303
             page = await client.get("/calls", params={"q": "kitchen"})
             assert ACME_CALL in page.text and GLOBEX_CALL not in page.text

@@ -8,12 +8,20 @@ import re
 import orjson
 import soundfile
 
-from tests.dashboard.conftest import ACME_CALL, ACME_STAFF, ADMIN, GLOBEX_STAFF, Site, csrf_of
+from tests.dashboard.conftest import (
+    ACME_CALL,
+    ACME_STAFF,
+    ADMIN,
+    GLOBEX_STAFF,
+    AsUser,
+    Site,
+    csrf_of,
+)
 from tests.dashboard.seed import SeedTurn, add_call, add_lead, add_opt_out, add_thread
 from voice_agent.storage.transcript import transcript_dict
 
 
-async def test_calls_page_filters_and_search(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_calls_page_filters_and_search(as_user: AsUser, site: Site) -> None:
     acme = await as_user(ACME_STAFF)
     await add_call(
         site.db,
@@ -33,7 +41,7 @@ async def test_calls_page_filters_and_search(as_user, site: Site) -> None:  # ty
     assert "<b>since</b>" in bad.text and "<b>direction</b>" in bad.text
 
 
-async def test_api_pages_and_field_errors(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_api_pages_and_field_errors(as_user: AsUser, site: Site) -> None:
     admin = await as_user(ADMIN)
     for i in range(4):
         await add_call(site.db, f"CAp{i}", "acme", [SeedTurn("caller", "page me", 0, 1)])
@@ -57,7 +65,7 @@ async def test_api_pages_and_field_errors(as_user, site: Site) -> None:  # type:
     }
 
 
-async def test_call_page_timeline_waterfall_and_player(as_user) -> None:  # type: ignore[no-untyped-def]
+async def test_call_page_timeline_waterfall_and_player(as_user: AsUser) -> None:
     acme = await as_user(ACME_STAFF)
     html = (await acme.get(f"/calls/{ACME_CALL}")).text
     assert f'src="/calls/{ACME_CALL}/recording"' in html
@@ -72,7 +80,7 @@ async def test_call_page_timeline_waterfall_and_player(as_user) -> None:  # type
     assert "LLM first token 82 ms" in html
 
 
-async def test_recording_served_with_range_requests(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_recording_served_with_range_requests(as_user: AsUser, site: Site) -> None:
     acme = await as_user(ACME_STAFF)
     url = f"/calls/{ACME_CALL}/recording"
     whole = await acme.get(url)
@@ -89,7 +97,7 @@ async def test_recording_served_with_range_requests(as_user, site: Site) -> None
     assert (await acme.get(f"/calls/{ACME_CALL}")).status_code == 200
 
 
-async def test_exports_match_the_transcript_command(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_exports_match_the_transcript_command(as_user: AsUser, site: Site) -> None:
     acme = await as_user(ACME_STAFF)
     exported = await acme.get(f"/calls/{ACME_CALL}/transcript.json")
     assert "attachment" in exported.headers["content-disposition"]
@@ -101,7 +109,7 @@ async def test_exports_match_the_transcript_command(as_user, site: Site) -> None
     assert "[interrupted]" in text
 
 
-async def test_leads_and_sms_with_opt_out_state(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_leads_and_sms_with_opt_out_state(as_user: AsUser, site: Site) -> None:
     lead = await add_lead(site.db, "acme", "+14155550101", "Ana", status="contacted")
     await add_lead(site.db, "globex", "+14155550199", "Gus")
     await add_opt_out(site.db, "acme", "+14155550101")
@@ -126,7 +134,7 @@ async def test_leads_and_sms_with_opt_out_state(as_user, site: Site) -> None:  #
     assert "Ana" in (await acme.get("/calls/CAlead")).text
 
 
-async def test_tenant_admin_numbers_usage_and_agent(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_tenant_admin_numbers_usage_and_agent(as_user: AsUser, site: Site) -> None:
     admin = await as_user(ADMIN)
     page = await admin.get("/tenants/acme")
     assert page.status_code == 200
@@ -161,7 +169,7 @@ async def test_tenant_admin_numbers_usage_and_agent(as_user, site: Site) -> None
     assert (await admin.get("/tenants/nope")).status_code == 404
 
 
-async def test_white_label_on_staff_pages(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_white_label_on_staff_pages(as_user: AsUser, site: Site) -> None:
     acme = await as_user(ACME_STAFF)
     html = (await acme.get("/calls")).text
     assert "--brand: #ff6600;" in html and "Acme Plumbing" in html
@@ -189,7 +197,7 @@ async def test_white_label_on_staff_pages(as_user, site: Site) -> None:  # type:
     assert "--brand: #123abc;" in html and "Acme &amp; Sons" in html and "acme.png" not in html
 
 
-async def test_a_bad_colour_stored_elsewhere_never_reaches_css(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_a_bad_colour_stored_elsewhere_never_reaches_css(as_user: AsUser, site: Site) -> None:
     tenant = await site.runtime.tenants.get("acme")
     tenant.brand_color = "red;}</style><script>alert(1)</script>"
     await site.runtime.tenants.save(tenant)
@@ -198,7 +206,7 @@ async def test_a_bad_colour_stored_elsewhere_never_reaches_css(as_user, site: Si
     assert "<script>alert(1)" not in html and "--brand: #2563eb;" in html
 
 
-async def test_admin_adds_users(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_adds_users(as_user: AsUser, site: Site) -> None:
     admin = await as_user(ADMIN)
     csrf = csrf_of((await admin.get("/users")).text)
     made = await admin.post(

@@ -16,6 +16,7 @@ from tests.dashboard.conftest import (
     GLOBEX_CALL,
     GLOBEX_STAFF,
     XSS,
+    AsUser,
     Site,
     client_for,
     csrf_of,
@@ -36,7 +37,7 @@ CALL_URLS = [
 
 
 @pytest.mark.parametrize("template", CALL_URLS)
-async def test_staff_get_404_for_another_tenants_call(as_user, template: str) -> None:  # type: ignore[no-untyped-def]
+async def test_staff_get_404_for_another_tenants_call(as_user: AsUser, template: str) -> None:
     acme = await as_user(ACME_STAFF)
     theirs = await acme.get(template.format(sid=GLOBEX_CALL))
     assert theirs.status_code == 404
@@ -47,7 +48,7 @@ async def test_staff_get_404_for_another_tenants_call(as_user, template: str) ->
     assert (await acme.get(template.format(sid=ACME_CALL))).status_code == 200
 
 
-async def test_call_list_and_api_show_only_the_viewers_tenant(as_user) -> None:  # type: ignore[no-untyped-def]
+async def test_call_list_and_api_show_only_the_viewers_tenant(as_user: AsUser) -> None:
     acme = await as_user(ACME_STAFF)
     page = await acme.get("/calls")
     assert ACME_CALL in page.text and GLOBEX_CALL not in page.text
@@ -64,7 +65,7 @@ async def test_call_list_and_api_show_only_the_viewers_tenant(as_user) -> None: 
     assert [c["call_sid"] for c in only] == [GLOBEX_CALL]
 
 
-async def test_admin_pages_are_404_for_staff(as_user) -> None:  # type: ignore[no-untyped-def]
+async def test_admin_pages_are_404_for_staff(as_user: AsUser) -> None:
     acme = await as_user(ACME_STAFF)
     for path in ("/tenants", "/tenants/acme", "/tenants/globex", "/users"):
         assert (await acme.get(path)).status_code == 404, path
@@ -76,7 +77,7 @@ async def test_admin_pages_are_404_for_staff(as_user) -> None:  # type: ignore[n
 
 
 async def test_signed_out_requests_go_to_login_or_401(site: Site) -> None:
-    async with client_for(site) as anonymous:
+    async with client_for(site.app) as anonymous:
         page = await anonymous.get(f"/calls/{ACME_CALL}")
         assert page.status_code == 303
         assert page.headers["location"].startswith("/login?next=%2Fcalls%2F")
@@ -87,7 +88,7 @@ async def test_signed_out_requests_go_to_login_or_401(site: Site) -> None:
         assert (await anonymous.get("/api/calls")).status_code == 401
 
 
-async def test_posts_without_the_csrf_token_are_refused(as_user, site: Site) -> None:  # type: ignore[no-untyped-def]
+async def test_posts_without_the_csrf_token_are_refused(as_user: AsUser, site: Site) -> None:
     admin = await as_user(ADMIN)
     for path, data in [
         ("/tenants/acme/numbers", {"number": "+14155550134"}),
@@ -101,7 +102,7 @@ async def test_posts_without_the_csrf_token_are_refused(as_user, site: Site) -> 
         assert wrong.status_code == 403, path
     assert await site.runtime.tenants.numbers("acme") == []
     # Sign-in itself needs the token of the page that showed the form.
-    async with client_for(site) as fresh:
+    async with client_for(site.app) as fresh:
         response = await fresh.post("/login", data={"email": ADMIN, "password": "x"})
         assert response.status_code == 403
     # With the token, the same form works.
@@ -113,7 +114,7 @@ async def test_posts_without_the_csrf_token_are_refused(as_user, site: Site) -> 
     assert await site.runtime.tenants.numbers("acme") == [("+14155550134", None)]
 
 
-async def test_transcript_html_is_shown_as_text(as_user) -> None:  # type: ignore[no-untyped-def]
+async def test_transcript_html_is_shown_as_text(as_user: AsUser) -> None:
     acme = await as_user(ACME_STAFF)
     html = (await acme.get(f"/calls/{ACME_CALL}")).text
     assert XSS not in html
@@ -132,7 +133,7 @@ def _session_cookie(response: httpx.Response) -> str:
 
 
 async def test_cookie_is_httponly_and_samesite_not_secure_on_http(site: Site) -> None:
-    async with client_for(site) as client:
+    async with client_for(site.app) as client:
         response = await login(client, ACME_STAFF)
         cookie = _session_cookie(response)
         assert "httponly" in cookie and "samesite=lax" in cookie
@@ -145,7 +146,7 @@ async def test_cookie_is_secure_behind_https(
     settings = cascade_settings(public_base_url="https://agent.example.com")
     async with serve_in_process(settings) as (app, runtime):
         await seed(runtime, recording)
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="https://agent.example.com"
         ) as c:
@@ -158,7 +159,7 @@ async def test_cookie_is_secure_behind_https(
 
 
 async def test_wrong_password_and_unknown_email_look_alike(site: Site) -> None:
-    async with client_for(site) as client:
+    async with client_for(site.app) as client:
         wrong = await login(client, ACME_STAFF, "not the password")
         unknown = await login(client, "nobody@acme.test", "whatever")
         assert wrong.status_code == unknown.status_code == 401
@@ -169,7 +170,7 @@ async def test_wrong_password_and_unknown_email_look_alike(site: Site) -> None:
 
 
 async def test_login_rate_limit_per_address_and_email(site: Site) -> None:
-    async with client_for(site) as client:
+    async with client_for(site.app) as client:
         for _ in range(5):
             assert (await login(client, ACME_STAFF, "guess")).status_code == 401
         blocked = await login(client, ACME_STAFF)  # even the right password, now
@@ -180,7 +181,7 @@ async def test_login_rate_limit_per_address_and_email(site: Site) -> None:
 
 
 async def test_sessions_are_rotated_at_sign_in_and_cleared_at_sign_out(site: Site) -> None:
-    async with client_for(site) as client:
+    async with client_for(site.app) as client:
         before = csrf_of((await client.get("/login")).text)
         assert (await login(client, ACME_STAFF)).status_code == 303
         after = csrf_of((await client.get("/calls")).text)
@@ -191,7 +192,7 @@ async def test_sessions_are_rotated_at_sign_in_and_cleared_at_sign_out(site: Sit
 
 
 async def test_next_parameter_cannot_leave_the_site(site: Site) -> None:
-    async with client_for(site) as client:
+    async with client_for(site.app) as client:
         page = await client.get("/login", params={"next": "//evil.example/x"})
         response = await client.post(
             "/login",
