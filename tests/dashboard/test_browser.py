@@ -217,3 +217,41 @@ async def test_live_call_transcript_grows_while_the_call_runs(
     assert counts == sorted(counts) and counts[-1] > counts[0]
     await shot(page, "07-live-ended")
     await page.close()
+
+
+async def test_admin_sets_a_tenants_number_and_brand_seen_by_its_staff(
+    browser: Browser, served: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served
+    base = settings.public_base_url
+    admin = await browser.new_page(viewport={"width": 1100, "height": 900})
+    await sign_in(admin, base, "admin@example.com")
+    # Admins see every tenant's calls.
+    await expect(admin.locator("#calls tbody tr[data-call-sid]")).to_have_count(2)
+    await admin.click("nav >> text=Tenants")
+    await admin.click("#tenants >> text=acme")
+    await admin.wait_for_url(base + "/tenants/acme")
+    await admin.fill("#add-number input[name=number]", "(415) 555-0134")
+    await admin.click("#add-number button[type=submit]")
+    await expect(admin.locator("#numbers li .mono")).to_have_text(["+14155550134"])
+    await admin.fill("#branding input[name=brand_color]", "#7c3aed")
+    await admin.fill("#branding input[name=name]", "Acme Plumbing & Heating")
+    await admin.click("#branding button[type=submit]")
+    await shot(admin, "08-tenant-admin")
+    assert await runtime.tenants.numbers("acme") == [("+14155550134", None)]
+
+    staff = await browser.new_page(viewport={"width": 390, "height": 844})
+    await sign_in(staff, base, ACME_STAFF)
+    await expect(staff.locator(".brand-name")).to_have_text("Acme Plumbing & Heating")
+    color = await staff.evaluate(
+        "() => getComputedStyle(document.documentElement).getPropertyValue('--brand').trim()"
+    )
+    assert color == "#7c3aed"
+    # Staff have no tenant pages.
+    assert await staff.locator("nav >> text=Tenants").count() == 0
+    response = await staff.goto(base + "/tenants/acme")
+    assert response is not None and response.status == 404
+    await staff.goto(base + "/calls")
+    await shot(staff, "09-calls-phone-branded")
+    await admin.close()
+    await staff.close()
