@@ -128,6 +128,13 @@ async def test_leads_and_sms_with_opt_out_state(as_user: AsUser, site: Site) -> 
     view = (await acme.get(f"/sms/{thread}")).text
     assert "&lt;b&gt;hi&lt;/b&gt; there" in view and "opted out (STOP)" in view
     assert (await acme.get(f"/sms/{theirs}")).status_code == 404
+    # The JSON API, scoped the same way.
+    api_leads = (await acme.get("/api/leads")).json()["leads"]
+    assert [(x["first_name"], x["opted_out"]) for x in api_leads] == [("Ana", True)]
+    api_thread = (await acme.get(f"/api/sms/{thread}")).json()
+    assert [m["body"] for m in api_thread["messages"]] == ["<b>hi</b> there", "Hello!", "STOP"]
+    assert api_thread["opted_out"] is True
+    assert (await acme.get(f"/api/sms/{theirs}")).status_code == 404
     assert (await acme.get("/sms/not-a-number")).status_code == 404
     # The call page shows its lead, scoped the same way.
     await add_call(site.db, "CAlead", "acme", [], lead_id=lead)

@@ -160,3 +160,56 @@ async def live_events(request: Request, viewer: Viewer) -> Response:
 
 def _filename(sid: str) -> str:
     return "".join(c for c in sid if c.isalnum() or c in "-_")[:64] or "call"
+
+
+@signed_in(api=True)
+async def api_leads(request: Request, viewer: Viewer) -> Response:
+    status = request.query_params.get("status") or None
+    leads = await dashboard_of(request).leads.recent(viewer.scope, limit=200, status=status)
+    return _json(
+        {
+            "leads": [
+                {
+                    "id": lead.id,
+                    "tenant": lead.tenant,
+                    "first_name": lead.first_name,
+                    "last_name": lead.last_name,
+                    "email": lead.email,
+                    "phone": lead.phone,
+                    "source": lead.source,
+                    "status": lead.status,
+                    "fields": lead.fields,
+                    "opted_out": lead.opted_out,
+                    "created_at": lead.created_at.isoformat(),
+                }
+                for lead in leads
+            ]
+        }
+    )
+
+
+@signed_in(api=True)
+async def api_sms_thread(request: Request, viewer: Viewer) -> Response:
+    thread = await dashboard_of(request).sms.thread(request.path_params["thread_id"], viewer.scope)
+    if thread is None:
+        return not_found(api=True)
+    return _json(
+        {
+            "id": thread.id,
+            "tenant": thread.tenant,
+            "number": thread.number,
+            "business_number": thread.business_number,
+            "state": thread.state,
+            "opted_out": thread.opted_out,
+            "messages": [
+                {
+                    "direction": m.direction,
+                    "body": m.body,
+                    "status": m.status,
+                    "segments": m.segments,
+                    "created_at": m.created_at.isoformat(),
+                }
+                for m in thread.messages
+            ],
+        }
+    )

@@ -35,5 +35,7 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/api/calls", api.api_calls),
         Route("/api/calls/{call_sid}", api.api_call),
         Route("/api/live/events", api.live_events),
+        Route("/api/leads", api.api_leads),
+        Route("/api/sms/{thread_id:int}", api.api_sms_thread),
         Mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="dashboard-static"),
     ]
