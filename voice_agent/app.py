@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from voice_agent.dashboard import Dashboard, dashboard_routes
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
@@ -84,6 +85,9 @@ def create_app(
             open_session=runtime.open_session,
             on_malformed=runtime.metrics.malformed_frames.inc,
         )
+        app.state.dashboard = Dashboard.create(
+            settings, runtime.database, runtime.tenants, runtime.agents, runtime.bus, runtime.redis
+        )
         log.info(
             "ready: pipeline %s, agents %s, database %s",
             runtime.pipeline.name,
@@ -130,6 +134,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            *dashboard_routes(),
         ],
         lifespan=lifespan,
     )

@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
-    quiet = args.command in ("demo", "transcript", "db")
+    quiet = args.command in ("demo", "transcript", "db", "user")
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -94,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "call":
             return asyncio.run(_call(args))
+        if args.command == "user":
+            from voice_agent.dashboard.user_command import add_user
+
+            return add_user(args)
         print(f"voice-agent {args.command}: not available yet in this version", file=sys.stderr)
         return 1
     except SettingsError as exc:

@@ -1,11 +1,13 @@
 """The session sink of a running server: calls and turns to the write queue, figures to
-Prometheus. Never blocks: the write queue takes records synchronously."""
+Prometheus, live events to the bus (the dashboard's live view). Never blocks: the write
+queue and the bus both take what they are given synchronously."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
+from voice_agent.bus import Bus
 from voice_agent.conversation.ports import CallEndedEvent, CallInfo, TurnEvent
 from voice_agent.metrics import Metrics
 from voice_agent.storage.records import CallEnded, CallStarted, TurnRecord
@@ -17,9 +19,10 @@ _FAILED_REASONS = frozenset({"error"})
 
 
 class CallRecorder:
-    def __init__(self, queue: WriteQueue, metrics: Metrics) -> None:
+    def __init__(self, queue: WriteQueue, metrics: Metrics, bus: Bus | None = None) -> None:
         self._queue = queue
         self._metrics = metrics
+        self._bus = bus
 
     def call_started(self, call: CallInfo, at: datetime) -> None:
         self._metrics.active_calls.inc()
@@ -36,6 +39,19 @@ class CallRecorder:
                 metadata={"stream_sid": call.stream_sid},
             )
         )
+        if self._bus is not None:
+            self._bus.publish(
+                {
+                    "type": "call_started",
+                    "call_sid": call.call_sid,
+                    "tenant": call.tenant,
+                    "direction": call.direction,
+                    "from": call.from_number,
+                    "to": call.to_number,
+                    "agent": call.agent,
+                    "started_at": at.isoformat(),
+                }
+            )
 
     def turn(self, call: CallInfo, turn: TurnEvent) -> None:
         self._metrics.turns.labels(turn.role).inc()
@@ -68,12 +84,38 @@ class CallRecorder:
             **timings,
         )
         self._queue.put(record)
+        if self._bus is not None:
+            # The same seq again (a barge-in trimming what was heard) replaces the turn.
+            self._bus.publish(
+                {
+                    "type": "turn",
+                    "call_sid": call.call_sid,
+                    "tenant": call.tenant,
+                    "seq": turn.seq,
+                    "role": turn.role,
+                    "text": turn.text,
+                    "started_at": turn.started_at.isoformat(),
+                    "interrupted": turn.interrupted,
+                    "latency_ms": timings.get("total_ms"),
+                }
+            )
 
     def call_ended(self, call: CallInfo, event: CallEndedEvent) -> None:
         self._metrics.active_calls.dec()
         self._metrics.calls.labels(event.reason).inc()
         status = "failed" if event.reason in _FAILED_REASONS else "completed"
         self._queue.put(CallEnded(call.call_sid, event.ended_at, status, event.reason))
+        if self._bus is not None:
+            self._bus.publish(
+                {
+                    "type": "call_ended",
+                    "call_sid": call.call_sid,
+                    "tenant": call.tenant,
+                    "status": status,
+                    "reason": event.reason,
+                    "ended_at": event.ended_at.isoformat(),
+                }
+            )
 
     def greeting_sent(self, call: CallInfo, first_audio_ms: float) -> None:
         self._metrics.greeting_ms.observe(first_audio_ms)

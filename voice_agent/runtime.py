@@ -9,6 +9,7 @@ import orjson
 
 from prompts import AgentDefinition
 from prompts.loader import load_agents
+from voice_agent.bus import Bus, build_bus
 from voice_agent.call_tap import CallTap
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
@@ -73,6 +74,7 @@ class Runtime:
     transfers: WarmTransfer | None = None
     #: Calls whose media stream is open in this process, by CallSid.
     live_calls: dict[str, CallTap] = field(default_factory=dict)
+    bus: Bus | None = None  # live call events (dashboard); Redis pub/sub when REDIS_URL
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -138,6 +140,8 @@ class Runtime:
             await self.sms.aclose()
         if self.recordings is not None:
             await self.recordings.drain()
+        if self.bus is not None:
+            await self.bus.aclose()
         unwritten = await self.writes.aclose()
         if unwritten:
             log.error("%d call records could not be written before shutdown", unwritten)
@@ -186,6 +190,8 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         else None
     )
     metrics = Metrics()
+    bus = build_bus(redis_client)
+    await bus.start()
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -198,12 +204,13 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         signature=signature,
         rest=rest,
         metrics=metrics,
-        recorder=CallRecorder(writes, metrics),
+        recorder=CallRecorder(writes, metrics, bus),
         tenants=TenantRepository(database),
         opt_outs=OptOutRepository(database),
         scheduled_calls=ScheduledCallRepository(database),
         redis=redis_client,
         owns_pipeline=owns_pipeline,
+        bus=bus,
     )
     if settings.recordings_enabled:
         runtime.recordings = RecordingStore(
@@ -217,7 +224,7 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         runtime.transfers = WarmTransfer(
             rest, tokens, settings.public_base_url, settings.transfer_ring_s
         )
-    await runtime.tenants.ensure(_default_tenant(settings, agents))
+    await runtime.tenants.ensure(default_tenant(settings, agents))
     runtime.sms = _sms_service(runtime)
     runtime.session_sink = TeeSink(runtime.recorder, FollowUpSink(runtime.sms))
     await runtime.warm_greetings()
@@ -262,7 +269,7 @@ def call_variables(data: dict[str, str]) -> dict[str, str]:
     return {str(k): str(v) for k, v in values.items() if isinstance(v, str)}
 
 
-def _default_tenant(settings: Settings, agents: dict[str, AgentDefinition]) -> Tenant:
+def default_tenant(settings: Settings, agents: dict[str, AgentDefinition]) -> Tenant:
     """The tenant an embedded install starts with, so calls have an owner before any setup."""
     outbound = "lead_qualifier" if "lead_qualifier" in agents else settings.default_agent
     return Tenant(

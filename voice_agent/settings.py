@@ -102,6 +102,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://")
         return value or None
 
+    @field_validator("session_secret")
+    @classmethod
+    def _session_secret(cls, value: str | None) -> str | None:
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (it signs dashboard sessions)")
+        return value or None
+
     @model_validator(mode="after")
     def _pipeline(self) -> Settings:
         if self.agent_pipeline is None:

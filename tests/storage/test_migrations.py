@@ -18,9 +18,24 @@ from voice_agent.storage.migrate import (
 )
 from voice_agent.storage.tables import metadata
 
+# ix_turns_text_fts is a PostgreSQL-only expression index (0003c); Alembic says on SQLite it
+# cannot compare it, which is expected: there the FTS5 table stands in for it.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:autogenerate skipping metadata-specified expression-based index:UserWarning"
+)
+
+
+def _not_fts5(name: str | None, type_: str, parent_names: object) -> bool:
+    # SQLite's full-text index (migration 0003c) is an FTS5 virtual table plus the shadow
+    # tables FTS5 makes for itself (turns_fts_data, _idx, _docsize, _config); SQLAlchemy has
+    # no construct for them, so tables.py cannot declare them. Search tests cover them.
+    return not (type_ == "table" and name is not None and name.startswith("turns_fts"))
+
 
 def _schema_differences(conn: Connection) -> list[object]:
-    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        conn, opts={"compare_type": True, "include_name": _not_fts5}
+    )
     return list(compare_metadata(context, metadata))
 
 

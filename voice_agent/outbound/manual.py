@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from voice_agent.outbound.dialer import Dialer, DialerConfig, utc_now
 from voice_agent.phone import InvalidPhoneNumber, to_e164
-from voice_agent.runtime import _default_tenant
+from voice_agent.runtime import default_tenant
 from voice_agent.settings import Settings
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
@@ -64,7 +64,7 @@ async def manual_call(
         agents = load_agents()
         if slug == settings.default_tenant:
             # As the server does at start: a fresh install's calls have an owner.
-            await tenants.ensure(_default_tenant(settings, agents))
+            await tenants.ensure(default_tenant(settings, agents))
         try:
             tenant = await tenants.get(slug)
         except UnknownTenant:

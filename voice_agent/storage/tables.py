@@ -20,6 +20,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
+    literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -290,4 +292,15 @@ users = Table(
     Column("tenant", String(64), nullable=True),  # None for admins
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_login_at", UTCDateTime, nullable=True),
+)
+
+# --- Dashboard: full-text search over transcripts (0003c) ---
+# PostgreSQL only; on SQLite the migration builds an FTS5 table (turns_fts) kept in step by
+# triggers instead, which SQLAlchemy has no construct for.
+TURNS_TEXT_TSVECTOR = func.to_tsvector(literal_column("'english'"), turns.c.text)
+# An index on an expression alone names no column, so it is bound to its table explicitly.
+turns.append_constraint(
+    Index("ix_turns_text_fts", TURNS_TEXT_TSVECTOR, postgresql_using="gin").ddl_if(
+        dialect="postgresql"
+    )
 )

@@ -1,0 +1,257 @@
+"""The dashboard in Debian's chromium, driven by Playwright: sign in, filter and search,
+open a call, play its recording with the transcript following, seek by clicking a turn,
+and watch a live call's transcript grow while the call runs over the media websocket.
+
+Screenshots go to ./test-artifacts/dashboard/ (ignored by git; CI keeps them)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
+
+from loadtest.caller import CallerTurn, place_call
+from loadtest.fixtures import load_script
+from tests.conftest import TWILIO_TOKEN
+from tests.dashboard.conftest import ACME_CALL, ACME_STAFF, GLOBEX_CALL, seed
+from tests.dashboard.seed import PASSWORD, add_user
+from voice_agent.demo import running_server
+from voice_agent.runtime import Runtime
+from voice_agent.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # The player is started by the test's click, but keep media from waiting on a gesture.
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium;"
+        " .ci/run installs it)",
+    ),
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def served(
+    cascade_settings: Callable[..., Settings], recording: Path
+) -> AsyncIterator[tuple[Settings, Runtime]]:
+    settings = cascade_settings()
+    async with running_server(settings) as runtime:
+        await seed(runtime, recording)
+        yield settings, runtime
+
+
+async def loopback_only(page: Page) -> None:
+    """Requests leaving loopback (a tenant's logo on a CDN) are refused: tests reach no one."""
+
+    async def route(r: Route) -> None:
+        if r.request.url.startswith(("http://127.0.0.1", "data:")):
+            await r.continue_()
+        else:
+            await r.abort()
+
+    await page.route("**/*", route)
+
+
+async def sign_in(page: Page, base_url: str, email: str) -> None:
+    await loopback_only(page)
+    await page.goto(base_url + "/login")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("#login button[type=submit]")
+    await page.wait_for_url(base_url + "/calls")
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def current_seq(page: Page) -> str | None:
+    return await page.evaluate(
+        "() => { const el = document.querySelector('#timeline .turn.current');"
+        " return el ? el.dataset.seq : null; }"
+    )
+
+
+async def test_review_a_call_with_the_recording_in_sync(
+    browser: Browser, served: tuple[Settings, Runtime]
+) -> None:
+    settings, _ = served
+    base = settings.public_base_url
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await sign_in(page, base, ACME_STAFF)
+    rows = page.locator("#calls tbody tr[data-call-sid]")
+    await expect(rows).to_have_count(1)  # acme's call only: globex's is not listed
+    assert await page.locator(f'tr[data-call-sid="{GLOBEX_CALL}"]').count() == 0
+    await expect(page.locator(".brand-name")).to_have_text("Acme Plumbing")
+    await shot(page, "01-calls")
+
+    # Search transcripts and filter.
+    await page.fill("input[name=q]", "kitchen sink")
+    await page.select_option("select[name=direction]", "inbound")
+    await page.click("#filters button[type=submit]")
+    await expect(rows).to_have_count(1)
+    assert "q=kitchen+sink" in page.url and "direction=inbound" in page.url
+    await page.fill("input[name=q]", "volcano")
+    await page.click("#filters button[type=submit]")
+    await expect(page.locator("#calls td.empty")).to_have_text("No calls match.")
+    await page.fill("input[name=q]", "leaking")
+    await page.click("#filters button[type=submit]")
+    await shot(page, "02-search")
+
+    # Open the call.
+    await page.click(f'tr[data-call-sid="{ACME_CALL}"] a')
+    await page.wait_for_url(f"{base}/calls/{ACME_CALL}")
+    turns = page.locator("#timeline .turn")
+    await expect(turns).to_have_count(5)
+    # The caller's markup is shown as text, never run.
+    await expect(turns.nth(3).locator(".text")).to_have_text(
+        '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
+    )
+    await expect(page.locator(".turn.interrupted")).to_have_count(1)
+    await expect(page.locator(".waterfall")).to_have_count(2)
+    player = page.locator("#player")
+    await page.wait_for_function(
+        "() => document.querySelector('#player').readyState >= 1"
+        " && Math.abs(document.querySelector('#player').duration - 12) < 0.1"
+    )
+
+    # Click the caller's first turn: the player seeks to 3.0 s and plays; the highlight is on
+    # it, then follows the recording onto the agent's reply at 6.0 s.
+    await turns.nth(1).click()
+    assert abs(await player.evaluate("p => p.currentTime") - 3.0) < 0.5
+    assert await current_seq(page) == "2"
+    await page.wait_for_function("() => !document.querySelector('#player').paused")
+    await page.wait_for_function(
+        "() => document.querySelector('#timeline .turn.current')?.dataset.seq === '3'",
+        timeout=10_000,
+    )
+    assert await player.evaluate("p => p.currentTime") >= 5.9
+    await shot(page, "03-call-playing")
+
+    # Click a later turn: the player seeks there and the highlight jumps with it.
+    await turns.nth(4).click()
+    await page.wait_for_function(
+        "() => document.querySelector('#player').currentTime >= 9.9", timeout=5_000
+    )
+    assert await current_seq(page) == "5"
+    await player.evaluate("p => p.pause()")
+
+    # Readable on a phone.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shot(page, "04-call-phone")
+    scroll_width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert scroll_width <= 400, "the call page must not scroll sideways on a phone"
+
+    # The exports are there for the staff member's own call.
+    response = await page.request.get(f"{base}/calls/{ACME_CALL}/transcript.json")
+    assert response.status == 200 and (await response.json())["call_sid"] == ACME_CALL
+    missing = await page.request.get(f"{base}/calls/{GLOBEX_CALL}")
+    assert missing.status == 404
+    await page.close()
+
+
+async def test_live_call_transcript_grows_while_the_call_runs(
+    browser: Browser, served: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served
+    await add_user(runtime.database, "desk@default.test", "staff", "default")
+    base = settings.public_base_url
+    page = await browser.new_page(viewport={"width": 1024, "height": 800})
+    await sign_in(page, base, "desk@default.test")
+    await page.goto(base + "/live")
+    await expect(page.locator("#live-state")).to_have_text("live")
+    await shot(page, "05-live-empty")
+
+    said = {u.id: u for u in load_script()}
+    script = [CallerTurn(said[name]) for name in ("need", "budget", "goodbye")]
+    call = asyncio.create_task(place_call(base, script, auth_token=TWILIO_TOKEN, hangup_wait_s=3.0))
+    card = page.locator("article.live-call")
+    lines = card.locator("ol .turn")
+    await expect(card).to_have_count(1, timeout=15_000)
+    await expect(lines).not_to_have_count(0, timeout=15_000)
+    counts = [await lines.count()]
+    # Growing while the call runs: more turns appear before it ends.
+    for _ in range(2):
+        await page.wait_for_function(
+            f"() => document.querySelectorAll('article.live-call ol .turn').length > {counts[-1]}",
+            timeout=20_000,
+        )
+        counts.append(await lines.count())
+        assert not call.done() or counts[-1] > counts[0]
+    await shot(page, "06-live-call")
+    result = await asyncio.wait_for(call, 60)
+    assert result.error is None, result.error
+    await expect(card).to_have_class("card live-call ended", timeout=10_000)
+    texts = await card.locator("ol .turn.caller .text").all_inner_texts()
+    assert texts == [said[name].text for name in ("need", "budget", "goodbye")]
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+    await shot(page, "07-live-ended")
+    await page.close()
+
+
+async def test_admin_sets_a_tenants_number_and_brand_seen_by_its_staff(
+    browser: Browser, served: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served
+    base = settings.public_base_url
+    admin = await browser.new_page(viewport={"width": 1100, "height": 900})
+    await sign_in(admin, base, "admin@example.com")
+    # Admins see every tenant's calls.
+    await expect(admin.locator("#calls tbody tr[data-call-sid]")).to_have_count(2)
+    await admin.click("nav >> text=Tenants")
+    await admin.click("#tenants >> text=acme")
+    await admin.wait_for_url(base + "/tenants/acme")
+    await admin.fill("#add-number input[name=number]", "(415) 555-0134")
+    await admin.click("#add-number button[type=submit]")
+    await expect(admin.locator("#numbers li .mono")).to_have_text(["+14155550134"])
+    await admin.fill("#branding input[name=brand_color]", "#7c3aed")
+    await admin.fill("#branding input[name=name]", "Acme Plumbing & Heating")
+    await admin.click("#branding button[type=submit]")
+    await shot(admin, "08-tenant-admin")
+    assert await runtime.tenants.numbers("acme") == [("+14155550134", None)]
+
+    staff = await browser.new_page(viewport={"width": 390, "height": 844})
+    await sign_in(staff, base, ACME_STAFF)
+    await expect(staff.locator(".brand-name")).to_have_text("Acme Plumbing & Heating")
+    color = await staff.evaluate(
+        "() => getComputedStyle(document.documentElement).getPropertyValue('--brand').trim()"
+    )
+    assert color == "#7c3aed"
+    # Staff have no tenant pages.
+    assert await staff.locator("nav >> text=Tenants").count() == 0
+    response = await staff.goto(base + "/tenants/acme")
+    assert response is not None and response.status == 404
+    await staff.goto(base + "/calls")
+    await shot(staff, "09-calls-phone-branded")
+    await admin.close()
+    await staff.close()

@@ -1,0 +1,161 @@
+"""Admin pages: tenants (numbers, agent in use, usage this month, branding) and users.
+Staff get 404 here, as for anything outside their tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
+from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
+from voice_agent.phone import InvalidPhoneNumber, to_e164
+from voice_agent.storage.tenants import NumberTaken, UnknownTenant
+from voice_agent.storage.users import ROLES, UserError
+
+
+@signed_in(admin=True)
+async def tenants_page(request: Request, viewer: Viewer) -> Response:
+    dash = dashboard_of(request)
+    rows = []
+    for tenant in await dash.tenants.all():
+        rows.append((tenant, await dash.usage.this_month(tenant.slug)))
+    return dash.render("tenants.html", request, viewer=viewer, nav="tenants", rows=rows)
+
+
+async def _tenant_page(
+    request: Request, viewer: Viewer, status_code: int = 200, **extra: Any
+) -> Response:
+    dash = dashboard_of(request)
+    try:
+        tenant = await dash.tenants.get(request.path_params["slug"])
+    except UnknownTenant:
+        return not_found()
+    context: dict[str, Any] = {"errors": {}, "form": {}} | extra
+    return dash.render(
+        "tenant.html",
+        request,
+        status_code=status_code,
+        viewer=viewer,
+        nav="tenants",
+        tenant=tenant,
+        numbers=await dash.tenants.numbers(tenant.slug),
+        usage=await dash.usage.this_month(tenant.slug),
+        inbound=dash.agents.get(tenant.agent),
+        outbound=dash.agents.get(tenant.outbound_agent),
+        agents=sorted(dash.agents),
+        **context,
+    )
+
+
+@signed_in(admin=True)
+async def tenant_page(request: Request, viewer: Viewer) -> Response:
+    return await _tenant_page(request, viewer)
+
+
+@signed_in(admin=True)
+async def tenant_add_number(request: Request, viewer: Viewer) -> Response:
+    dash = dashboard_of(request)
+    slug = request.path_params["slug"]
+    form = await request.form()
+    raw = str(form.get("number", ""))
+    agent = str(form.get("agent", "")) or None
+    errors: dict[str, str] = {}
+    if agent is not None and agent not in dash.agents:
+        errors["agent"] = f"no agent definition named {agent}"
+    try:
+        number = to_e164(raw)
+    except InvalidPhoneNumber:
+        errors["number"] = f"{raw!r} is not a phone number"
+    if not errors:
+        try:
+            await dash.tenants.add_number(slug, number, agent)
+        except UnknownTenant:
+            return not_found()
+        except NumberTaken:
+            errors["number"] = f"{number} already routes to a tenant"
+    if errors:
+        return await _tenant_page(
+            request, viewer, status_code=400, errors=errors, form={"number": raw}
+        )
+    return RedirectResponse(f"/tenants/{slug}", status_code=303)
+
+
+@signed_in(admin=True)
+async def tenant_remove_number(request: Request, viewer: Viewer) -> Response:
+    dash = dashboard_of(request)
+    slug = request.path_params["slug"]
+    number = str((await request.form()).get("number", ""))
+    # Only a number of this tenant: the form names both, and a forged pair does nothing.
+    if number in {n for n, _ in await dash.tenants.numbers(slug)}:
+        await dash.tenants.remove_number(number)
+    return RedirectResponse(f"/tenants/{slug}", status_code=303)
+
+
+@signed_in(admin=True)
+async def tenant_branding(request: Request, viewer: Viewer) -> Response:
+    dash = dashboard_of(request)
+    try:
+        tenant = await dash.tenants.get(request.path_params["slug"])
+    except UnknownTenant:
+        return not_found()
+    form = await request.form()
+    errors: dict[str, str] = {}
+    name = str(form.get("name", "")).strip()
+    if not name or len(name) > 200:
+        errors["name"] = "must be 1 to 200 characters"
+    try:
+        color = check_color(str(form.get("brand_color", "")))
+    except BrandError as exc:
+        errors["brand_color"] = str(exc).split(": ", 1)[1]
+    try:
+        logo = check_logo_url(str(form.get("logo_url", "")))
+    except BrandError as exc:
+        errors["logo_url"] = str(exc).split(": ", 1)[1]
+    if errors:
+        return await _tenant_page(request, viewer, status_code=400, errors=errors, form=form)
+    tenant.name, tenant.brand_color, tenant.logo_url = name, color, logo
+    await dash.tenants.save(tenant)
+    return RedirectResponse(f"/tenants/{tenant.slug}", status_code=303)
+
+
+async def _users_page(
+    request: Request, viewer: Viewer, status_code: int = 200, error: str | None = None
+) -> Response:
+    dash = dashboard_of(request)
+    return dash.render(
+        "users.html",
+        request,
+        status_code=status_code,
+        viewer=viewer,
+        nav="users",
+        users=await dash.users.all(),
+        tenants=[t.slug for t in await dash.tenants.all()],
+        roles=ROLES,
+        error=error,
+    )
+
+
+@signed_in(admin=True)
+async def users_page(request: Request, viewer: Viewer) -> Response:
+    return await _users_page(request, viewer)
+
+
+@signed_in(admin=True)
+async def user_add(request: Request, viewer: Viewer) -> Response:
+    dash = dashboard_of(request)
+    form = await request.form()
+    role = str(form.get("role", ""))
+    tenant = str(form.get("tenant", "")) or None
+    if role == "admin":
+        tenant = None
+    try:
+        await dash.users.add(
+            str(form.get("email", "")), str(form.get("password", "")), role, tenant
+        )
+    except UserError as exc:
+        return await _users_page(request, viewer, 400, str(exc))
+    except UnknownTenant:
+        return await _users_page(request, viewer, 400, f"tenant: no tenant {tenant}")
+    return RedirectResponse("/users", status_code=303)

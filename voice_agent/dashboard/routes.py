@@ -1,0 +1,41 @@
+"""The dashboard's routes, mounted by the app."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from voice_agent.dashboard import admin, api, auth, pages
+from voice_agent.dashboard.state import HERE
+
+STATIC_PATH = "/dashboard-static"
+
+
+def dashboard_routes() -> list[BaseRoute]:
+    return [
+        Route("/", pages.index),
+        Route("/login", auth.login_page, methods=["GET", "POST"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/calls", pages.calls_page),
+        Route("/calls/{call_sid}", pages.call_page),
+        Route("/calls/{call_sid}/recording", api.recording),
+        Route("/calls/{call_sid}/transcript.json", api.transcript_json),
+        Route("/calls/{call_sid}/transcript.txt", api.transcript_txt),
+        Route("/live", pages.live_page),
+        Route("/leads", pages.leads_page),
+        Route("/sms", pages.sms_page),
+        Route("/sms/{thread_id}", pages.sms_thread_page),
+        Route("/tenants", admin.tenants_page),
+        Route("/tenants/{slug}", admin.tenant_page),
+        Route("/tenants/{slug}/numbers", admin.tenant_add_number, methods=["POST"]),
+        Route("/tenants/{slug}/numbers/remove", admin.tenant_remove_number, methods=["POST"]),
+        Route("/tenants/{slug}/branding", admin.tenant_branding, methods=["POST"]),
+        Route("/users", admin.users_page),
+        Route("/users", admin.user_add, methods=["POST"]),
+        Route("/api/calls", api.api_calls),
+        Route("/api/calls/{call_sid}", api.api_call),
+        Route("/api/live/events", api.live_events),
+        Route("/api/leads", api.api_leads),
+        Route("/api/sms/{thread_id:int}", api.api_sms_thread),
+        Mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="dashboard-static"),
+    ]
