@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from voice_agent.clock import utc_now
 from voice_agent.dashboard import Dashboard, dashboard_routes
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
@@ -67,14 +68,15 @@ def create_app(
     now: Callable[[], datetime] | None = None,
 ) -> Starlette:
     """The ASGI app. `pipeline` lets several apps in one process (tests) share loaded models;
-    `now` is the outbound flows' clock (retries, calling hours), for tests."""
+    `now` replaces the clock of every flow that schedules (retries, calling hours, callbacks,
+    retention), for tests."""
 
     async def media(websocket) -> None:  # type: ignore[no-untyped-def]
         await app.state.media_endpoint.handle(websocket)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings, pipeline)
+        runtime = await build_runtime(settings, pipeline, now or utc_now)
         app.state.runtime = runtime
         app.state.media_endpoint = MediaStreamEndpoint(
             path=MEDIA_PATH,
@@ -99,12 +101,12 @@ def create_app(
                 "TWILIO_AUTH_TOKEN is unset: every Twilio webhook will be refused"
                 " (set it, or TWILIO_VALIDATE=false for local experiments)"
             )
-        outbound = build_outbound(runtime, now) if now else build_outbound(runtime)
+        outbound = build_outbound(runtime)
         app.state.outbound = outbound
         app.state.lead_limits = build_lead_limits(runtime)
         outbound.dialer.start()
         sweeping = (
-            asyncio.create_task(runtime.recordings.sweep_forever(outbound.now))
+            asyncio.create_task(runtime.recordings.sweep_forever(runtime.clock))
             if runtime.recordings is not None
             else None
         )

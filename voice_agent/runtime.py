@@ -11,6 +11,7 @@ from prompts import AgentDefinition
 from prompts.loader import load_agents
 from voice_agent.bus import Bus, build_bus
 from voice_agent.call_tap import CallTap
+from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import CallSession, SessionConfig
@@ -64,6 +65,7 @@ class Runtime:
     scheduled_calls: ScheduledCallRepository
     redis: object | None = None
     owns_pipeline: bool = True
+    clock: Clock = utc_now
     sms: SmsService | None = None
     #: What every call reports to; the recorder alone unless more sinks are composed.
     session_sink: SessionSink | None = None
@@ -154,7 +156,9 @@ class Runtime:
             await self.pipeline.aclose()
 
 
-async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) -> Runtime:
+async def build_runtime(
+    settings: Settings, pipeline: Pipeline | None = None, clock: Clock = utc_now
+) -> Runtime:
     await upgrade(settings.database_url)
     database = await Database.connect(settings.database_url)
     calls = CallRepository(database)
@@ -210,6 +214,7 @@ async def build_runtime(settings: Settings, pipeline: Pipeline | None = None) ->
         scheduled_calls=ScheduledCallRepository(database),
         redis=redis_client,
         owns_pipeline=owns_pipeline,
+        clock=clock,
         bus=bus,
     )
     if settings.recordings_enabled:
@@ -252,6 +257,7 @@ def _sms_service(runtime: Runtime) -> SmsService:
         sender=sender,
         reply_within_s=settings.sms_reply_within_s,
         replies_per_minute=settings.sms_replies_per_minute,
+        clock=runtime.clock,
     )
 
 

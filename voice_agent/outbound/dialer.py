@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
 from prompts import AgentDefinition
+from voice_agent.clock import Clock, utc_now
 from voice_agent.outbound import urls
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbound.pacing import CpsGate, RedisCpsGate
@@ -32,17 +32,12 @@ from voice_agent.telephony.rest import TwilioRest, TwilioRestError
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 #: Claimed calls whose worker died before placing them go back to the queue after this.
 _STALE_CLAIM = timedelta(minutes=5)
 _RELEASE_EVERY = timedelta(minutes=1)
 #: How long Twilio lets the callee's phone ring.
 RING_TIMEOUT_S = 30
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

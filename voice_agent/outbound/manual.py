@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voice_agent.outbound.dialer import Dialer, DialerConfig, utc_now
+from voice_agent.clock import utc_now
+from voice_agent.outbound.dialer import Dialer, DialerConfig
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.runtime import default_tenant
 from voice_agent.settings import Settings

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 
 from prompts import AgentDefinition
 from voice_agent.call_tap import CallTap
+from voice_agent.clock import Clock
 from voice_agent.conversation.phrases import PhraseCache
-from voice_agent.outbound.dialer import Clock, Dialer, Placed, prompt_variables
+from voice_agent.outbound.dialer import Dialer, Placed, prompt_variables
 from voice_agent.outbound.intake import IntakeLock
 from voice_agent.outbound.retries import RETRY_STATUSES, schedule_retry
 from voice_agent.storage.calls import FINAL_STATUSES, CallRepository

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from voice_agent.conversation.phrases import PhraseCache
-from voice_agent.outbound.dialer import Clock, Dialer, DialerConfig, utc_now
+from voice_agent.outbound.dialer import Dialer, DialerConfig
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbound.intake import IntakeLock
 from voice_agent.outbound.pacing import RedisCpsGate
@@ -17,7 +17,7 @@ from webhooks.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimite
 _PERSONAL_GREETINGS = 64
 
 
-def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
+def build_outbound(runtime: Runtime) -> OutboundService:
     settings = runtime.settings
     greetings = GreetingStore(PhraseCache(runtime.pipeline.tts, _PERSONAL_GREETINGS))
     runtime.greetings = greetings
@@ -37,7 +37,7 @@ def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
         leads=leads,
         calls=runtime.calls,
         greetings=greetings,
-        now=now,
+        now=runtime.clock,
         gate=(
             RedisCpsGate(runtime.redis, settings.outbound_cps)  # type: ignore[arg-type]
             if runtime.redis is not None
@@ -54,7 +54,7 @@ def build_outbound(runtime: Runtime, now: Clock = utc_now) -> OutboundService:
         leads=leads,
         calls=runtime.calls,
         duplicate_window_s=settings.lead_duplicate_window_s,
-        now=now,
+        now=runtime.clock,
         intake=IntakeLock(runtime.redis),  # type: ignore[arg-type]
         price_delay_s=settings.price_fetch_delay_s,
         default_tenant=settings.default_tenant,

@@ -22,13 +22,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from prompts import AgentDefinition
+from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.ports import CallInfo
 from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
 from voice_agent.providers.base import Pipeline
@@ -126,7 +127,9 @@ class SmsService:
         sender: SmsSender,
         reply_within_s: float,
         replies_per_minute: int,
+        clock: Clock = utc_now,
     ) -> None:
+        self._clock = clock
         self._agents = agents
         self._default_agent = default_agent
         self._default_tenant = default_tenant
@@ -298,7 +301,7 @@ class SmsService:
                 replay=self._pipeline.name == "offline",
                 context=self._context(thread, tenant),
             )
-            tools = ThreadTools(thread, tenant, self._repo, self._scheduled)
+            tools = ThreadTools(thread, tenant, self._repo, self._scheduled, self._clock())
             reply = await text_agent.reply(history, tools)
             if reply.tools:
                 log.info("sms thread %d: tools %s", thread.id, ", ".join(reply.tools))
@@ -325,7 +328,7 @@ class SmsService:
 
     def _context(self, thread: SmsThread, tenant: Tenant) -> str:
         zone = local_zone(tenant, thread.number)
-        local = datetime.now(UTC).astimezone(ZoneInfo(zone))
+        local = self._clock().astimezone(ZoneInfo(zone))
         start, end = tenant.calling_start_min, tenant.calling_end_min
         return (
             f"You are texting with {thread.number}. Their local time is now "
