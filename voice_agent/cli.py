@@ -53,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--tenant")
     add.add_argument("--password-stdin", action="store_true")
 
+    tenant = commands.add_parser("tenant", help="client businesses and their numbers")
+    tenant_commands = tenant.add_subparsers(
+        dest="tenant_command", required=True, parser_class=_Parser
+    )
+    tenant_add = tenant_commands.add_parser("add", help="add a tenant")
+    tenant_add.add_argument("slug")
+    tenant_add.add_argument("--name", required=True)
+    tenant_add.add_argument("--agent", default="receptionist", help="answers its calls")
+    tenant_add.add_argument("--outbound-agent", default="lead_qualifier", help="calls its leads")
+    tenant_add.add_argument("--timezone", default="America/New_York")
+    tenant_add.add_argument("--number", action="append", default=[], help="repeatable")
+    tenant_commands.add_parser("list", help="tenants and their numbers")
+
     call = commands.add_parser("call", help="place an outbound agent call")
     call.add_argument("number")
     call.add_argument("--tenant")
@@ -68,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
-    quiet = args.command in ("demo", "transcript", "db", "user")
+    quiet = args.command in ("demo", "transcript", "db", "user", "tenant")
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -94,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "call":
             return asyncio.run(_call(args))
+        if args.command == "tenant":
+            from voice_agent.tenant_command import run as tenant_command
+
+            return tenant_command(args)
         if args.command == "user":
             from voice_agent.dashboard.user_command import add_user
 

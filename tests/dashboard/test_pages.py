@@ -250,3 +250,38 @@ async def test_admin_adds_users(as_user: AsUser, site: Site) -> None:
         },
     )
     assert staffless.status_code == 400 and "tenant" in staffless.text
+
+
+async def test_admin_adds_a_tenant_and_staff_cannot(as_user: AsUser, site: Site) -> None:
+    admin = await as_user(ADMIN)
+    csrf = csrf_of((await admin.get("/tenants")).text)
+    form = {
+        "csrf_token": csrf,
+        "slug": "initech",
+        "name": "Initech",
+        "agent": "receptionist",
+        "outbound_agent": "lead_qualifier",
+        "timezone": "America/Chicago",
+    }
+    made = await admin.post("/tenants", data=form)
+    assert made.status_code == 303 and made.headers["location"] == "/tenants/initech"
+    stored = await site.runtime.tenants.get("initech")
+    assert (stored.name, stored.timezone) == ("Initech", "America/Chicago")
+
+    again = await admin.post("/tenants", data=form | {"name": "Other"})
+    assert again.status_code == 400 and "exists already" in again.text
+    assert (await site.runtime.tenants.get("initech")).name == "Initech"  # not overwritten
+    for field, value in (("slug", "Bad Slug"), ("agent", "nobody"), ("timezone", "Mars/Base")):
+        bad = await admin.post("/tenants", data=form | {"slug": "newco", field: value})
+        assert bad.status_code == 400 and f"<b>{field}</b>" in bad.text
+
+    staff = await as_user(ACME_STAFF)
+    staff_csrf = csrf_of((await staff.get("/calls")).text)
+    refused = await staff.post("/tenants", data=form | {"slug": "x", "csrf_token": staff_csrf})
+    assert refused.status_code == 404
+    assert [t.slug for t in await site.runtime.tenants.all()] == [
+        "acme",
+        "default",
+        "globex",
+        "initech",
+    ]

@@ -94,6 +94,7 @@ async def test_posts_without_the_csrf_token_are_refused(as_user: AsUser, site: S
         ("/tenants/acme/numbers", {"number": "+14155550134"}),
         ("/tenants/acme/branding", {"name": "X", "brand_color": "#000000"}),
         ("/users", {"email": "x@example.com", "password": "pw", "role": "admin"}),
+        ("/tenants", {"slug": "newco", "name": "N", "agent": "receptionist"}),
         ("/logout", {}),
     ]:
         missing = await admin.post(path, data=data)
@@ -101,6 +102,7 @@ async def test_posts_without_the_csrf_token_are_refused(as_user: AsUser, site: S
         wrong = await admin.post(path, data=data | {"csrf_token": "not-the-token"})
         assert wrong.status_code == 403, path
     assert await site.runtime.tenants.numbers("acme") == []
+    assert "newco" not in {t.slug for t in await site.runtime.tenants.all()}
     # Sign-in itself needs the token of the page that showed the form.
     async with client_for(site.app) as fresh:
         response = await fresh.post("/login", data={"email": ADMIN, "password": "x"})

@@ -11,17 +11,61 @@ from starlette.responses import RedirectResponse, Response
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
 from voice_agent.phone import InvalidPhoneNumber, to_e164
-from voice_agent.storage.tenants import NumberTaken, UnknownTenant
+from voice_agent.storage.tenants import NumberTaken, TenantExists, UnknownTenant
 from voice_agent.storage.users import ROLES, UserError
+from voice_agent.tenant_setup import TenantFieldError, new_tenant
 
 
-@signed_in(admin=True)
-async def tenants_page(request: Request, viewer: Viewer) -> Response:
+async def _tenants_page(
+    request: Request, viewer: Viewer, status_code: int = 200, **extra: Any
+) -> Response:
     dash = dashboard_of(request)
     rows = []
     for tenant in await dash.tenants.all():
         rows.append((tenant, await dash.usage.this_month(tenant.slug)))
-    return dash.render("tenants.html", request, viewer=viewer, nav="tenants", rows=rows)
+    context: dict[str, Any] = {"errors": {}, "form": {}} | extra
+    return dash.render(
+        "tenants.html",
+        request,
+        status_code=status_code,
+        viewer=viewer,
+        nav="tenants",
+        rows=rows,
+        agents=sorted(dash.agents),
+        **context,
+    )
+
+
+@signed_in(admin=True)
+async def tenants_page(request: Request, viewer: Viewer) -> Response:
+    return await _tenants_page(request, viewer)
+
+
+@signed_in(admin=True)
+async def tenant_create(request: Request, viewer: Viewer) -> Response:
+    dash = dashboard_of(request)
+    form = await request.form()
+    fields = {name: str(form.get(name, "")).strip() for name in _NEW_TENANT_FIELDS}
+    try:
+        tenant = new_tenant(
+            fields["slug"],
+            fields["name"],
+            fields["agent"],
+            fields["outbound_agent"],
+            dash.agents,
+            fields["timezone"] or "America/New_York",
+        )
+        await dash.tenants.create(tenant)
+    except TenantFieldError as exc:
+        errors = {exc.field: exc.message}
+    except TenantExists:
+        errors = {"slug": f"a tenant {fields['slug']!r} exists already"}
+    else:
+        return RedirectResponse(f"/tenants/{tenant.slug}", status_code=303)
+    return await _tenants_page(request, viewer, status_code=400, errors=errors, form=fields)
+
+
+_NEW_TENANT_FIELDS = ("slug", "name", "agent", "outbound_agent", "timezone")
 
 
 async def _tenant_page(

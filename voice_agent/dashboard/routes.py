@@ -26,6 +26,7 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/sms", pages.sms_page),
         Route("/sms/{thread_id}", pages.sms_thread_page),
         Route("/tenants", admin.tenants_page),
+        Route("/tenants", admin.tenant_create, methods=["POST"]),
         Route("/tenants/{slug}", admin.tenant_page),
         Route("/tenants/{slug}/numbers", admin.tenant_add_number, methods=["POST"]),
         Route("/tenants/{slug}/numbers/remove", admin.tenant_remove_number, methods=["POST"]),

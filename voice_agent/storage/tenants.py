@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
@@ -14,6 +15,10 @@ from voice_agent.storage.tables import tenant_numbers, tenants
 
 class UnknownTenant(LookupError):
     """No tenant has that slug."""
+
+
+class TenantExists(ValueError):
+    """A tenant with that slug exists already."""
 
 
 class NumberTaken(ValueError):
@@ -89,16 +94,22 @@ class TenantRepository:
                 )
         return tenant
 
+    async def create(self, tenant: Tenant) -> Tenant:
+        """Insert a new tenant; TenantExists when the slug is taken (never overwrites)."""
+        try:
+            async with self._db.engine.begin() as conn:
+                await conn.execute(insert(tenants).values(asdict(tenant)))
+        except IntegrityError:
+            raise TenantExists(tenant.slug) from None
+        return tenant
+
     async def ensure(self, tenant: Tenant) -> Tenant:
         """The stored tenant with this slug, created from ``tenant`` when there is none."""
         try:
             return await self.get(tenant.slug)
         except UnknownTenant:
-            try:
-                async with self._db.engine.begin() as conn:
-                    await conn.execute(insert(tenants).values(asdict(tenant)))
-            except IntegrityError:
-                pass  # another worker created it first
+            with contextlib.suppress(TenantExists):  # another worker created it first
+                await self.create(tenant)
             return await self.get(tenant.slug)
 
     async def add_number(self, slug: str, number: str, agent: str | None = None) -> None:

@@ -1,0 +1,79 @@
+"""`voice-agent tenant add|list`: the client businesses of a deployment, from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from prompts.loader import load_agents
+from voice_agent.phone import InvalidPhoneNumber, to_e164
+from voice_agent.settings import load_settings
+from voice_agent.storage.database import Database
+from voice_agent.storage.migrate import upgrade
+from voice_agent.storage.tenants import NumberTaken, Tenant, TenantExists, TenantRepository
+from voice_agent.tenant_setup import TenantFieldError, new_tenant
+
+EXIT_USAGE = 2
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.tenant_command == "list":
+        return asyncio.run(_list(settings.database_url))
+    try:
+        tenant = new_tenant(
+            args.slug, args.name, args.agent, args.outbound_agent, load_agents(), args.timezone
+        )
+        numbers = [to_e164(raw) for raw in args.number]
+    except TenantFieldError as exc:
+        flag = "SLUG" if exc.field == "slug" else f"--{exc.field.replace('_', '-')}"
+        return _fail(f"{flag}: {exc.message}")
+    except InvalidPhoneNumber as exc:
+        return _fail(f"--number: {exc}")
+    return asyncio.run(_add(settings.database_url, tenant, numbers))
+
+
+async def _add(database_url: str, tenant: Tenant, numbers: list[str]) -> int:
+    await upgrade(database_url)
+    database = await Database.connect(database_url)
+    repo = TenantRepository(database)
+    try:
+        try:
+            await repo.create(tenant)
+        except TenantExists:
+            return _fail(f"SLUG: a tenant {tenant.slug!r} exists already")
+        for number in numbers:
+            try:
+                await repo.add_number(tenant.slug, number)
+            except NumberTaken:
+                route = await repo.route(number)
+                owner = route.tenant.slug if route else "another tenant"
+                print(
+                    f"voice-agent tenant add: --number: {number} belongs to {owner}; skipped",
+                    file=sys.stderr,
+                )
+    finally:
+        await database.dispose()
+    print(f"added tenant {tenant.slug} ({tenant.name})")
+    return 0
+
+
+async def _list(database_url: str) -> int:
+    await upgrade(database_url)
+    database = await Database.connect(database_url)
+    repo = TenantRepository(database)
+    try:
+        for tenant in await repo.all():
+            numbers = ", ".join(n for n, _ in await repo.numbers(tenant.slug)) or "no numbers"
+            print(
+                f"{tenant.slug}\t{tenant.name}\t{tenant.agent}/{tenant.outbound_agent}\t{numbers}"
+            )
+    finally:
+        await database.dispose()
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"voice-agent tenant add: {message}", file=sys.stderr)
+    return EXIT_USAGE
