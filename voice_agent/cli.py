@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("number")
     call.add_argument("--tenant")
 
-    commands.add_parser("loadtest", help="the load generator", add_help=False)
+    from loadtest.options import add_arguments as loadtest_arguments
+
+    loadtest_arguments(commands.add_parser("loadtest", help="the load generator"))
     return parser
 
 
@@ -88,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(upgrade(settings.database_url))
             print("database is up to date")
             return 0
+        if args.command == "loadtest":
+            from loadtest.cli import run as run_loadtest
+
+            return run_loadtest(args)
         print(f"voice-agent {args.command}: not available yet in this version", file=sys.stderr)
         return 1
     except SettingsError as exc:
