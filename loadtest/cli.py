@@ -51,11 +51,17 @@ def _check(args: argparse.Namespace) -> str | None:
         value = getattr(args, name)
         if value is not None and value not in cores:
             return f"--{name.replace('_', '-')}: no core {value} (have {sorted(cores)})"
-    if args.profile and (args.target or shutil.which("py-spy") is None):
+    if args.profile and (args.target or _py_spy() is None):
         if args.target:
             return "--profile needs the local server (not --target)"
         return "--profile needs py-spy on PATH (pip install py-spy)"
     return None
+
+
+def _py_spy() -> str | None:
+    """py-spy on PATH, or beside this interpreter (installed in the same venv)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,12 +182,14 @@ async def _drive(
     profiler = None
     if profile is not None and options.server_pid is not None:
         profiler = await asyncio.create_subprocess_exec(
-            "py-spy",
+            _py_spy() or "py-spy",
             "record",
             "--pid",
             str(options.server_pid),
             "--output",
             str(profile),
+            "--format",
+            {".txt": "raw", ".json": "speedscope"}.get(profile.suffix, "flamegraph"),
             "--rate",
             "200",
             "--nonblocking",

@@ -50,5 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("the report")
     out.add_argument("--json", type=Path, help="write the report as JSON here")
     out.add_argument("--plot", type=Path, help="write an HTML page with SVG plots here")
-    out.add_argument("--profile", type=Path, help="py-spy flame graph of the local server")
+    out.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy profile of the local server (.svg, .txt collapsed, .json speedscope)",
+    )
     out.add_argument("--no-progress", action="store_true", help="no live display")

@@ -49,9 +49,11 @@ METHOD = {
     "outbound_gap_ms": "caller side: silences inside one reply, where the caller's "
     "real-time playback ran out of agent audio and more of the same reply came later",
     "server_cpu_per_call_pct": "/proc/<pid>/stat of the server's process tree, once a "
-    "second: % of one core over the interval, divided by calls in progress",
+    "second: % of one core over the interval, divided by calls in progress (samples with "
+    "at least half the callers on the line)",
     "server_rss_per_call_mb": "/proc/<pid>/statm, once a second: RSS above the idle "
-    "server's, divided by calls in progress",
+    "server's, divided by calls in progress (samples with at least half the callers on the "
+    "line)",
 }
 
 
@@ -65,7 +67,9 @@ def build(
 ) -> dict[str, Any]:
     turns = [t for call in state.calls for t in call.turns]
     gaps = [g for call in state.calls for g in call.gaps_ms]
-    busy = [s for s in state.samples if s.active > 0]
+    # Per-call shares are taken while at least half the callers are on the line: during
+    # the ramp and the tail, the server's fixed costs would be split over a handful.
+    busy = [s for s in state.samples if s.active > 0 and 2 * s.active >= options.calls]
     idle_rss = state.idle_rss_mb
     figures: dict[str, Any] = {
         "greeting_first_audio_ms": summary(
