@@ -13,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from voice_agent.heap import settle_after_startup
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
 from voice_agent.settings import Settings
 from voice_agent.telephony.media_socket import MediaStreamEndpoint
+from voice_agent.telephony.media_websocket import MediaSocketApp
 from webhooks.twilio_voice import voice
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlett
                 "TWILIO_AUTH_TOKEN is unset: every Twilio webhook will be refused"
                 " (set it, or TWILIO_VALIDATE=false for local experiments)"
             )
+        settle_after_startup()  # keeps full GC passes over start-up's heap off the calls
         try:
             yield
         finally:
@@ -92,7 +95,7 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> Starlett
     app = Starlette(
         routes=[
             Route("/twilio/voice", voice, methods=["POST"]),
-            WebSocketRoute(MEDIA_PATH, media),
+            WebSocketRoute(MEDIA_PATH, MediaSocketApp(media)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),

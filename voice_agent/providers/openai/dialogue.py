@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, Mapping
@@ -15,6 +14,7 @@ from prompts import AgentDefinition
 from voice_agent.providers.base import ChatMessage, DialogueEvent, TextDelta, ToolCall
 from voice_agent.providers.openai.client import REQUEST_ERRORS, provider_error
 from voice_agent.providers.tools import tool_specs
+from voice_agent.providers.watchdog import StallWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -154,41 +154,45 @@ class OpenAIDialogue:
         calls = ToolCallAccumulator()
         self.usage.requests += 1
         try:
-            # Bounds the time to the response headers; the first chunk gets its own bound
-            # below, so a server that answers and then says nothing is caught too.
-            async with asyncio.timeout(self._timeout):
+            # Bounds the time to the response headers, then to each chunk after it, so a
+            # server that answers and then says nothing is caught too.
+            async with StallWatchdog(self._timeout) as watchdog:
+                watchdog.waiting()
                 stream = await self._client.chat.completions.create(**request)
-            try:
-                chunks = stream.__aiter__()
-                while True:
-                    try:
-                        async with asyncio.timeout(self._timeout):
+                watchdog.arrived()
+                try:
+                    chunks = stream.__aiter__()
+                    while True:
+                        watchdog.waiting()
+                        try:
                             chunk = await anext(chunks)
-                    except StopAsyncIteration:
-                        break
-                    if chunk.usage is not None:
-                        self.usage.prompt_tokens += chunk.usage.prompt_tokens
-                        self.usage.completion_tokens += chunk.usage.completion_tokens
-                    for choice in chunk.choices:
-                        if choice.index != 0:
-                            continue
-                        delta = choice.delta
-                        for fragment in delta.tool_calls or ():
-                            function = fragment.function
-                            calls.add(
-                                fragment.index,
-                                fragment.id,
-                                function.name if function else None,
-                                function.arguments if function else None,
-                            )
-                        # A refusal is still what the agent says to the caller.
-                        text = delta.content or delta.refusal
-                        if text:
-                            yield TextDelta(text)
-                        if choice.finish_reason == "length":
-                            logger.warning("reply cut off at the token limit")
-            finally:
-                await stream.close()
+                        except StopAsyncIteration:
+                            break
+                        finally:
+                            watchdog.arrived()
+                        if chunk.usage is not None:
+                            self.usage.prompt_tokens += chunk.usage.prompt_tokens
+                            self.usage.completion_tokens += chunk.usage.completion_tokens
+                        for choice in chunk.choices:
+                            if choice.index != 0:
+                                continue
+                            delta = choice.delta
+                            for fragment in delta.tool_calls or ():
+                                function = fragment.function
+                                calls.add(
+                                    fragment.index,
+                                    fragment.id,
+                                    function.name if function else None,
+                                    function.arguments if function else None,
+                                )
+                            # A refusal is still what the agent says to the caller.
+                            text = delta.content or delta.refusal
+                            if text:
+                                yield TextDelta(text)
+                            if choice.finish_reason == "length":
+                                logger.warning("reply cut off at the token limit")
+                finally:
+                    await stream.close()
         except REQUEST_ERRORS as exc:
             raise provider_error("llm", exc) from exc
         for call in calls.finish():
