@@ -43,7 +43,9 @@ class OpenAITextToSpeech:
         voice: str = "alloy",
         timeout: float = 10.0,
     ) -> None:
-        self._client = client
+        # Resolved here, at start-up: the SDK imports its resource modules on first use,
+        # and start-up's objects are the ones frozen out of the garbage collector's way.
+        self._speech = client.audio.speech.with_streaming_response
         self._model = model
         self._voice = voice
         self._timeout = timeout
@@ -55,7 +57,7 @@ class OpenAITextToSpeech:
             # bounds the first byte and every stall after it.
             async with (
                 StallWatchdog(self._timeout) as watchdog,
-                self._client.audio.speech.with_streaming_response.create(
+                self._speech.create(
                     model=self._model,
                     voice=voice if voice in OPENAI_VOICES else self._voice,
                     input=text,
