@@ -10,6 +10,7 @@ of the collector's sight; per-call objects are still collected as usual.
 from __future__ import annotations
 
 import gc
+import time
 
 #: Young-generation threshold: the default (700 container allocations) runs a young
 #: collection many times a second at a few hundred calls; each is cheap, but fewer,
@@ -23,3 +24,33 @@ def settle_after_startup() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(max(_GEN0_THRESHOLD, gc.get_threshold()[0]), gen1, gen2)
+
+
+class GcPauses:
+    """Collections per generation and the time each stopped the event loop (process-wide:
+    the collector is one per process, so is this)."""
+
+    __slots__ = ("_started", "collections", "pause_s")
+
+    def __init__(self) -> None:
+        self.collections = [0, 0, 0]
+        self.pause_s = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.collections[generation] += 1
+        self.pause_s[generation] += time.perf_counter() - self._started
+
+
+PAUSES = GcPauses()
+
+
+def watch_pauses() -> GcPauses:
+    """Start counting collections and their pauses (once per process)."""
+    if PAUSES not in gc.callbacks:
+        gc.callbacks.append(PAUSES)
+    return PAUSES
