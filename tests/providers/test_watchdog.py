@@ -81,4 +81,3 @@ async def test_the_timer_is_gone_after_the_block() -> None:
     # Armed again after the block, a leftover timer would cancel this task.
     dog.waiting()
     await asyncio.sleep(LIMIT_S * 3)
-
