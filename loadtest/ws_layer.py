@@ -29,6 +29,8 @@ from starlette.routing import WebSocketRoute
 from voice_agent.telephony.protocol import parse
 
 ws_impl, shape, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if len(sys.argv) > 4:  # an experiment's patch, run before the server starts
+    exec(open(sys.argv[4]).read())
 
 async def starlette_endpoint(websocket):
     await websocket.accept()
@@ -109,12 +111,21 @@ async def _wait_port(port: int) -> None:
     raise RuntimeError("server did not start")
 
 
-def measure(ws_impl: str, shape: str, connections: int, messages: int, cpu: int | None) -> float:
+def measure(
+    ws_impl: str,
+    shape: str,
+    connections: int,
+    messages: int,
+    cpu: int | None,
+    patch: str | None = None,
+) -> float:
     """µs of server CPU per inbound frame."""
     from voice_agent.demo import free_port
 
     port = free_port()
     command = [sys.executable, "-c", _SERVER, ws_impl, shape, str(port)]
+    if patch:
+        command.append(patch)
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
     server = subprocess.Popen(command)
@@ -140,11 +151,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--patch", help="a Python file the server runs first (experiments)")
     args = parser.parse_args()
     for ws_impl in args.ws.split(","):
         for shape in args.shape.split(","):
             runs = [
-                measure(ws_impl, shape, args.connections, args.messages, args.server_cpu)
+                measure(
+                    ws_impl, shape, args.connections, args.messages, args.server_cpu, args.patch
+                )
                 for _ in range(args.repeat)
             ]
             shown = " ".join(f"{r:.1f}" for r in runs)
