@@ -2,13 +2,16 @@
 
     python -m loadtest.ws_layer [--ws websockets-sansio,websockets,wsproto]
         [--shape starlette,route,asgi] [--connections 200] [--messages 500] [--server-cpu 0]
+        [--patch FILE]
 
 Runs a uvicorn server (uvloop, httptools) in a child process with a minimal media
 endpoint that parses every frame the way /twilio/media does (orjson + base64), then
 drives it from this process with `websockets` clients sending Twilio-shaped media frames
 every 20 ms each, as Twilio does (200 connections: 10,000 frames a second). The figure
 is the server process's CPU time (user + system, from /proc) divided by the frames it
-received: more robust against other load on the machine than wall time.
+received: more robust against other load on the machine than wall time. `--patch` runs
+a Python file in the server before it starts, to try a change to a library's protocol
+without editing it (the README names the one tried).
 """
 
 from __future__ import annotations
