@@ -70,6 +70,9 @@ class CallResult:
     clear_times: list[float] = field(default_factory=list)
     #: Agent audio (bytes) queued but not yet played when the server closed the stream.
     unplayed_at_close: int = 0
+    #: Silences inside one reply (ms): the line ran dry and the same reply's audio came
+    #: later, with no caller speech or clear in between. Real-time playback allows none.
+    gaps_ms: list[float] = field(default_factory=list)
     marks_echoed: int = 0
     clears: int = 0
     error: str | None = None
@@ -90,6 +93,9 @@ class _Line:
         self.marks: deque[tuple[int, str]] = deque()
         self.speaking_since: float | None = None  # when the current audible run began
         self.last_audio_at = 0.0
+        #: When the line ran out of agent audio, until the caller speaks or a clear comes:
+        #: audio arriving meanwhile continues the same reply after an audible gap.
+        self.dry_since: float | None = None
 
     @property
     def idle(self) -> bool:
@@ -107,10 +113,14 @@ async def place_call(
     reply_timeout_s: float = 30.0,
     hangup_wait_s: float = 15.0,
     call_sid: str | None = None,
+    http: httpx.AsyncClient | None = None,
+    keep_audio: bool = True,
 ) -> CallResult:
     """Play one call against a running server at `base_url` (http://host:port).
 
-    `call_sid` fixes the CallSid ahead (a REST stand-in must know the call to update it)."""
+    `call_sid` fixes the CallSid ahead (a REST stand-in must know the call to update it).
+    `http` shares one client between calls (a load generator places thousands);
+    `keep_audio=False` keeps only timings, not the agent audio, for the same reason."""
     public = (public_base_url or base_url).rstrip("/")
     validator = RequestValidator(auth_token) if auth_token else None
     call_sid = call_sid or "CA" + secrets.token_hex(16)
@@ -125,12 +135,16 @@ async def place_call(
         "Direction": "inbound",
         "ApiVersion": "2010-04-01",
     }
-    async with httpx.AsyncClient(timeout=15.0) as http:
-        response = await http.post(
+    try:
+        response = await _post_webhook(
+            http,
             base_url.rstrip("/") + "/twilio/voice",
-            data=params,
-            headers=_sign(validator, public + "/twilio/voice", params),
+            params,
+            _sign(validator, public + "/twilio/voice", params),
         )
+    except httpx.HTTPError as exc:
+        result.error = f"voice webhook: {type(exc).__name__}: {exc}"
+        return result
     if response.status_code != 200:
         result.error = f"voice webhook answered {response.status_code}"
         return result
@@ -145,11 +159,20 @@ async def place_call(
             max_size=2**22,
             compression=None,
         ) as ws:
-            conversation = _Conversation(ws, result, account_sid)
+            conversation = _Conversation(ws, result, account_sid, keep_audio)
             await conversation.run(script, parameters, reply_timeout_s, hangup_wait_s)
     except (OSError, ConnectionClosed) as exc:
         result.error = result.error or f"media stream: {exc}"
     return result
+
+
+async def _post_webhook(
+    http: httpx.AsyncClient | None, url: str, params: dict[str, str], headers: dict[str, str]
+) -> httpx.Response:
+    if http is not None:
+        return await http.post(url, data=params, headers=headers)
+    async with httpx.AsyncClient(timeout=15.0) as client:
+        return await client.post(url, data=params, headers=headers)
 
 
 def _parse_twiml(document: str) -> tuple[str, dict[str, str]]:
@@ -164,8 +187,11 @@ def _parse_twiml(document: str) -> tuple[str, dict[str, str]]:
 class _Conversation:
     """One call's stream: the caller's 20 ms clock, the script, and Twilio's playback."""
 
-    def __init__(self, ws: ClientConnection, result: CallResult, account_sid: str) -> None:
+    def __init__(
+        self, ws: ClientConnection, result: CallResult, account_sid: str, keep_audio: bool = True
+    ) -> None:
         self.ws = ws
+        self.keep_audio = keep_audio
         self.result = result
         self.account_sid = account_sid
         self.stream_sid = "MZ" + secrets.token_hex(16)
@@ -176,6 +202,7 @@ class _Conversation:
         self.closed = asyncio.Event()
         self.arrivals: list[float] = []  # when each audible run of agent audio began
         self.clear_at: float | None = None
+        self.in_speech = False  # the caller is playing an utterance
         self._prefix = (
             '{"event":"media","streamSid":"'
             + self.stream_sid
@@ -271,6 +298,9 @@ class _Conversation:
         onset_frame = turn.utterance.onset_ms // 20
         end_frame = -(-turn.utterance.end_ms // 20)
         self.clear_at = None
+        # Whatever the agent says from now on answers this turn: not a gap in a reply.
+        self.line.dry_since = None
+        self.in_speech = True
         for digit in turn.dtmf:
             self.sequence += 1
             await self.send(
@@ -287,6 +317,8 @@ class _Conversation:
             if index == end_frame:
                 record.speech_end_at = time.perf_counter()
             await self._frame(audio[start : start + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff"))
+        self.in_speech = False
+        self.line.dry_since = None
         if not record.speech_end_at:
             record.speech_end_at = time.perf_counter()
         if record.barge_in and self.clear_at is not None and record.onset_at:
@@ -309,6 +341,8 @@ class _Conversation:
                 await self._echo(line.marks.popleft()[1])
             if line.idle:
                 line.speaking_since = None
+                if not self.in_speech:
+                    line.dry_since = time.perf_counter()
         delay = self.started + self.chunk * FRAME_S - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -337,11 +371,16 @@ class _Conversation:
                     if result.greeting_ms is None:
                         result.greeting_ms = (now - self.started) * 1000
                     if line.idle:
+                        if line.dry_since is not None:
+                            result.gaps_ms.append((now - line.dry_since) * 1000)
+                            line.dry_since = None
                         line.speaking_since = now
-                        result.replies.append(bytearray())
                         self.arrivals.append(now)
-                    result.replies[-1] += audio
-                    result.agent_audio += audio
+                        if self.keep_audio:
+                            result.replies.append(bytearray())
+                    if self.keep_audio:
+                        result.replies[-1] += audio
+                        result.agent_audio += audio
                     result.media_times.append(now)
                     line.queued += len(audio)
                     line.last_audio_at = now
@@ -353,6 +392,7 @@ class _Conversation:
                     self.clear_at = now
                     line.played = line.queued
                     line.speaking_since = None
+                    line.dry_since = None
                     while line.marks:  # Twilio echoes every pending mark on clear
                         await self._echo(line.marks.popleft()[1])
         except ConnectionClosed:

@@ -16,11 +16,13 @@ from starlette.routing import Route, WebSocketRoute
 
 from voice_agent.clock import utc_now
 from voice_agent.dashboard import Dashboard, dashboard_routes
+from voice_agent.heap import settle_after_startup
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
 from voice_agent.settings import Settings
 from voice_agent.telephony.media_socket import MediaStreamEndpoint
+from voice_agent.telephony.media_websocket import MediaSocketApp
 from webhooks.lead import lead
 from webhooks.twilio_sms import sms, sms_status
 from webhooks.twilio_status import amd, status
@@ -110,6 +112,7 @@ def create_app(
             if runtime.recordings is not None
             else None
         )
+        settle_after_startup()  # keeps full GC passes over start-up's heap off the calls
         try:
             yield
         finally:
@@ -132,7 +135,7 @@ def create_app(
             Route("/twilio/whisper", whisper, methods=["POST"]),
             Route("/twilio/transfer", transfer_result, methods=["POST"]),
             Route("/webhooks/lead", lead, methods=["POST"]),
-            WebSocketRoute(MEDIA_PATH, media),
+            WebSocketRoute(MEDIA_PATH, MediaSocketApp(media)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),

@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         "--queue", action="store_true", help="leave the call to the running server's dialer"
     )
 
-    commands.add_parser("loadtest", help="the load generator", add_help=False)
+    from loadtest.options import add_arguments as loadtest_arguments
+
+    loadtest_arguments(commands.add_parser("loadtest", help="the load generator"))
     return parser
 
 
@@ -115,8 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from voice_agent.dashboard.user_command import add_user
 
             return add_user(args)
-        print(f"voice-agent {args.command}: not available yet in this version", file=sys.stderr)
-        return 1
+        if args.command == "loadtest":
+            from loadtest.cli import run as run_loadtest
+
+            return run_loadtest(args)
+        raise AssertionError(f"unhandled command {args.command}")  # argparse allows no other
     except SettingsError as exc:
         print(f"voice-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from voice_agent.heap import GcPauses, watch_pauses
 
 # Turn stages are tens to thousands of ms; the server's own share is a few ms.
 _STAGE_BUCKETS = (5, 10, 25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
@@ -46,6 +52,30 @@ class Metrics:
         self.provider_errors = Counter(
             "voice_agent_provider_errors", "Provider failures", ["stage"], registry=r
         )
+        r.register(_GcCollector(watch_pauses()))
         self.malformed_frames = Counter(
             "voice_agent_malformed_frames", "Media Stream frames skipped as malformed", registry=r
         )
+
+
+class _GcCollector(Collector):
+    """The garbage collector's pauses: each one stops every call's audio at once."""
+
+    def __init__(self, pauses: GcPauses) -> None:
+        self._pauses = pauses
+
+    def collect(self) -> Iterator[Metric]:
+        collections = CounterMetricFamily(
+            "voice_agent_gc_collections", "Garbage collections", labels=["generation"]
+        )
+        pause = CounterMetricFamily(
+            "voice_agent_gc_pause_ms",
+            "Time stopped in garbage collection (ms)",
+            labels=["generation"],
+        )
+        for generation in range(3):
+            label = [str(generation)]
+            collections.add_metric(label, self._pauses.collections[generation])
+            pause.add_metric(label, self._pauses.pause_s[generation] * 1000.0)
+        yield collections
+        yield pause

@@ -48,10 +48,16 @@ async def build_pipeline(settings: Settings) -> Pipeline:
 
     assert settings.openai_api_key is not None
     timeout = settings.provider_timeout_s
-    client = make_client(settings.openai_api_key, settings.openai_base_url, timeout)
+    # One connection pool per stage: the HTTP client scans every connection in its pool
+    # (probing each idle socket) on each request and each release, so one pool shared
+    # by all three stages at a few hundred calls costs several % of the server's core.
+    # Each stage's own pool holds only as many connections as that stage has in flight.
+    key, base_url = settings.openai_api_key, settings.openai_base_url
     return Pipeline(
         "cascade",
-        OpenAISpeechToText(client, settings.stt_model, timeout),
-        OpenAIDialogueEngine(client, settings.llm_model, timeout),
-        OpenAITextToSpeech(client, settings.tts_model, settings.tts_voice, timeout),
+        OpenAISpeechToText(make_client(key, base_url, timeout), settings.stt_model, timeout),
+        OpenAIDialogueEngine(make_client(key, base_url, timeout), settings.llm_model, timeout),
+        OpenAITextToSpeech(
+            make_client(key, base_url, timeout), settings.tts_model, settings.tts_voice, timeout
+        ),
     )

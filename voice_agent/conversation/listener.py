@@ -66,9 +66,11 @@ class Listener:
             self._frame(frame)
 
     def _frame(self, frame: bytes) -> None:
-        pcm = mulaw.decode(frame).tobytes()
+        # The int16 array goes to the VAD and the turn buffer as it is: a bytes copy
+        # would make the VAD's loudness check rebuild an array from it, every frame.
+        pcm = mulaw.decode(frame)
         voiced = self._vad.is_speech(pcm)
-        self._audio += pcm
+        self._audio += pcm.data
         now = time.perf_counter()
         if voiced:
             self._last_voiced_at = now

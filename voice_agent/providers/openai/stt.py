@@ -29,7 +29,7 @@ class OpenAISpeechToText:
         timeout: float = 10.0,
         language: str = "en",
     ) -> None:
-        self._client = client
+        self._transcriptions = client.audio.transcriptions  # resolved at start-up
         self._model = model
         self._timeout = timeout
         self._language = language
@@ -40,7 +40,7 @@ class OpenAISpeechToText:
         try:
             # The SDK timeout bounds each network phase; this one bounds the whole turn.
             async with asyncio.timeout(self._timeout):
-                result = await self._client.audio.transcriptions.create(
+                result = await self._transcriptions.create(
                     file=("turn.wav", wav, "audio/wav"),
                     model=self._model,
                     language=self._language,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 
 import openai
 
 from voice_agent.providers.openai.client import REQUEST_ERRORS, provider_error
+from voice_agent.providers.watchdog import StallWatchdog
 
 #: `response_format="pcm"` is headerless 24 kHz signed 16-bit little-endian mono.
 PCM_SAMPLE_RATE = 24_000
@@ -43,7 +43,9 @@ class OpenAITextToSpeech:
         voice: str = "alloy",
         timeout: float = 10.0,
     ) -> None:
-        self._client = client
+        # Resolved here, at start-up: the SDK imports its resource modules on first use,
+        # and start-up's objects are the ones frozen out of the garbage collector's way.
+        self._speech = client.audio.speech.with_streaming_response
         self._model = model
         self._voice = voice
         self._timeout = timeout
@@ -53,20 +55,25 @@ class OpenAITextToSpeech:
         try:
             # The SDK timeout bounds the wait for the response headers; the loop below
             # bounds the first byte and every stall after it.
-            async with self._client.audio.speech.with_streaming_response.create(
-                model=self._model,
-                voice=voice if voice in OPENAI_VOICES else self._voice,
-                input=text,
-                response_format="pcm",
-                timeout=self._timeout,
-            ) as response:
+            async with (
+                StallWatchdog(self._timeout) as watchdog,
+                self._speech.create(
+                    model=self._model,
+                    voice=voice if voice in OPENAI_VOICES else self._voice,
+                    input=text,
+                    response_format="pcm",
+                    timeout=self._timeout,
+                ) as response,
+            ):
                 pieces = response.iter_bytes().__aiter__()
                 while True:
+                    watchdog.waiting()
                     try:
-                        async with asyncio.timeout(self._timeout):
-                            piece = await anext(pieces)
+                        piece = await anext(pieces)
                     except StopAsyncIteration:
                         break
+                    finally:
+                        watchdog.arrived()
                     if carry:
                         piece = carry + piece
                         carry = b""

@@ -1,0 +1,64 @@
+"""Run the OpenAI stand-in as its own process: `python -m loadtest.standins.serve`.
+
+The load generator starts it beside the server under test, so the stand-in's work does
+not share an event loop with the callers it measures. Prints `READY <base_url>` on
+stdout once it is listening, then serves until terminated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from loadtest.fixtures import load_script
+from loadtest.standins.fixture_transcriber import FixtureTranscriber
+from loadtest.standins.openai_server import Latency, StandinOpenAI
+
+
+async def _serve(latency: Latency, api_key: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    transcriber = FixtureTranscriber(load_script())
+    # Nothing reads the recorded requests here; keep none, so memory stays flat.
+    async with StandinOpenAI(
+        latency, transcriber=transcriber, api_key=api_key, max_recorded=0
+    ) as api:
+        sys.stdout.write(f"READY {api.base_url}\n")
+        sys.stdout.flush()
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.standins.serve")
+    typical = Latency()
+    parser.add_argument("--stt-ms", type=float, default=typical.stt_ms)
+    parser.add_argument("--llm-first-token-ms", type=float, default=typical.llm_first_token_ms)
+    parser.add_argument("--llm-token-ms", type=float, default=typical.llm_token_ms)
+    parser.add_argument("--tts-first-byte-ms", type=float, default=typical.tts_first_byte_ms)
+    parser.add_argument("--tts-realtime-factor", type=float, default=typical.tts_realtime_factor)
+    parser.add_argument("--api-key", default="sk-standin")
+    args = parser.parse_args(argv)
+    latency = Latency(
+        args.stt_ms,
+        args.llm_first_token_ms,
+        args.llm_token_ms,
+        args.tts_first_byte_ms,
+        args.tts_realtime_factor,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        try:
+            import uvloop
+
+            uvloop.run(_serve(latency, args.api_key))
+        except ImportError:
+            asyncio.run(_serve(latency, args.api_key))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,15 @@
+"""The websocket-layer harness measures something for each server shape (figures stay out)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from loadtest.ws_layer import measure
+
+
+@pytest.mark.parametrize("shape", ["starlette", "asgi"])
+def test_reports_server_cpu_per_frame(shape: str) -> None:
+    micros = measure("websockets-sansio", shape, connections=20, messages=50, cpu=None)
+    assert math.isfinite(micros) and micros > 0
