@@ -45,7 +45,9 @@ class FixtureTranscriber:
             del self._frames[key]
 
     def ids(self, wav: bytes) -> list[str]:
-        pcm, _rate = soundfile.read(io.BytesIO(wav), dtype="int16")
+        pcm, rate = soundfile.read(io.BytesIO(wav), dtype="int16")
+        if rate != 8000:
+            raise ValueError(f"expected 8 kHz audio, got {rate} Hz")
         found: list[str] = []
         for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
             name = self._frames.get(pcm[start : start + FRAME_SAMPLES].tobytes())
@@ -53,5 +55,8 @@ class FixtureTranscriber:
                 found.append(name)
         return found
 
+    def text_of(self, ids: Iterable[str]) -> str:
+        return " ".join(self._texts[i] for i in ids)
+
     def __call__(self, wav: bytes) -> str:
-        return " ".join(self._texts[i] for i in self.ids(wav))
+        return self.text_of(self.ids(wav))

@@ -3,17 +3,14 @@ transcriber that knows which fixture the caller said, and the stand-in voice's l
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import soundfile
-
 from loadtest.caller import CallResult
 from loadtest.fixtures import Utterance
+from loadtest.standins.fixture_transcriber import FixtureTranscriber as LoadtestTranscriber
 from loadtest.standins.openai_server import (
     CHARS_PER_SECOND,
     SPEECH_RATE,
@@ -21,60 +18,24 @@ from loadtest.standins.openai_server import (
     default_responder,
     message_text,
 )
-from media import mulaw
 from voice_agent.storage.records import StoredCall, StoredTurn
 
-FRAME_SAMPLES = 160
-#: Frames quieter than this (peak, int16) are silence or breath, alike in every fixture.
-_VOICED_PEAK = 500
 _GOODBYE = re.compile(r"\b(?:good\s*bye|bye)\b", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
 
-class FixtureTranscriber:
-    """The stand-in's "Whisper": names the fixture utterances a turn's audio came from.
-
-    The session uploads the very samples the caller sent (mu-law decoding is exact), cut
-    on the caller's 20 ms frame grid, so each voiced frame of the upload is a frame of one
-    fixture. Looking frames up is immune to how the VAD splits or pads a turn; a turn that
-    holds speech from two utterances is transcribed as both, in order.
-    """
+class FixtureTranscriber(LoadtestTranscriber):
+    """The stand-in's "Whisper" (see loadtest.standins.fixture_transcriber), which also
+    keeps the fixture ids heard, one list per transcription request, for assertions."""
 
     def __init__(self, utterances: Iterable[Utterance]) -> None:
-        self._frames: dict[bytes, str] = {}
-        self._texts: dict[str, str] = {}
-        shared: set[bytes] = set()
-        for utterance in utterances:
-            self._texts[utterance.id] = utterance.text
-            pcm = mulaw.decode(utterance.audio)
-            for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
-                frame = pcm[start : start + FRAME_SAMPLES]
-                if int(np.abs(frame.astype(np.int32)).max()) < _VOICED_PEAK:
-                    continue
-                key = frame.tobytes()
-                if self._frames.get(key, utterance.id) != utterance.id:
-                    shared.add(key)
-                self._frames[key] = utterance.id
-        for key in shared:
-            del self._frames[key]
-        #: Fixture ids heard, one list per transcription request.
+        super().__init__(utterances)
         self.heard: list[list[str]] = []
-
-    def ids(self, wav: bytes) -> list[str]:
-        pcm, rate = soundfile.read(io.BytesIO(wav), dtype="int16")
-        if rate != 8000:
-            raise ValueError(f"expected 8 kHz audio, got {rate} Hz")
-        found: list[str] = []
-        for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
-            name = self._frames.get(pcm[start : start + FRAME_SAMPLES].tobytes())
-            if name is not None and (not found or found[-1] != name):
-                found.append(name)
-        return found
 
     def __call__(self, wav: bytes) -> str:
         ids = self.ids(wav)
         self.heard.append(ids)
-        return " ".join(self._texts[i] for i in ids)
+        return self.text_of(ids)
 
 
 @dataclass(slots=True)
