@@ -10,12 +10,21 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
+import httpx2
+import openai
+import orjson
 import pytest
+from openai._streaming import AsyncStream
 from openai._utils import async_maybe_transform
-from openai.types.chat import completion_create_params
+from openai.types.chat import ChatCompletionChunk, completion_create_params
 
 from voice_agent.providers.base import ChatMessage, ToolCall
-from voice_agent.providers.openai.dialogue import to_openai_messages
+from voice_agent.providers.openai.dialogue import (
+    OpenAIDialogue,
+    SSEEvents,
+    ToolCallAccumulator,
+    to_openai_messages,
+)
 from voice_agent.providers.tools import tool_specs
 from voice_agent.providers.watchdog import StallWatchdog
 
@@ -111,3 +120,85 @@ def test_one_watchdog_per_stream(
     benchmark: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop
 ) -> None:
     assert benchmark(_runner(loop, _chunks_with_watchdog)) == CHUNKS
+
+
+def _chat_stream_body(tokens: int = CHUNKS) -> bytes:
+    """A streamed reply as the API sends it: one SSE event per token, usage, [DONE]."""
+    events: list[bytes] = []
+    for n in range(tokens):
+        chunk = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o",
+            "system_fingerprint": "fp_1",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": f" word{n}"},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+            ],
+            "usage": None,
+        }
+        events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+    usage = {"prompt_tokens": 100, "completion_tokens": tokens, "total_tokens": 100 + tokens}
+    events.append(b"data: " + orjson.dumps({"choices": [], "usage": usage}) + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return b"".join(events)
+
+
+def _network_pieces(body: bytes, size: int = 512) -> list[bytes]:
+    return [body[i : i + size] for i in range(0, len(body), size)]
+
+
+@pytest.mark.benchmark(group=f"chat stream parse, {CHUNKS} tokens")
+def test_sdk_chunk_models_per_token(
+    benchmark: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop
+) -> None:
+    """Before: the SDK's AsyncStream, one pydantic ChatCompletionChunk per token."""
+    client = openai.AsyncOpenAI(api_key="sk-bench", base_url="http://127.0.0.1:9/v1")
+    body = _chat_stream_body()
+
+    async def parse() -> int:
+        response = httpx2.Response(
+            200,
+            content=body,
+            headers={"content-type": "text/event-stream"},
+            request=httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions"),
+        )
+        stream = AsyncStream(cast_to=ChatCompletionChunk, response=response, client=client)
+        words = 0
+        async for chunk in stream:
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    words += 1
+        return words
+
+    assert benchmark(_runner(loop, parse)) == CHUNKS
+
+
+@pytest.mark.benchmark(group=f"chat stream parse, {CHUNKS} tokens")
+def test_sse_lines_read_with_orjson(benchmark: pytest.FixtureRequest) -> None:
+    """Now: SSE `data:` lines split from the raw bytes, the fields read with orjson."""
+    dialogue = OpenAIDialogue(
+        openai.AsyncOpenAI(api_key="sk-bench", base_url="http://127.0.0.1:9/v1"),
+        "gpt-4o",
+        10.0,
+        system_prompt="",
+        tools=[],
+    )
+    pieces = _network_pieces(_chat_stream_body())
+
+    def parse() -> int:
+        events = SSEEvents()
+        calls = ToolCallAccumulator()
+        words = 0
+        for piece in pieces:
+            for data in events.feed(piece):
+                if data != b"[DONE]":
+                    words += len(dialogue._chunk(orjson.loads(data), calls, None))
+        return words
+
+    assert benchmark(parse) == CHUNKS

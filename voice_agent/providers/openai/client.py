@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx2
 import openai
 
 from voice_agent.providers.base import ProviderError
@@ -22,7 +23,7 @@ def make_client(
 
 def provider_error(stage: str, exc: BaseException) -> ProviderError:
     """Describe an SDK, transport or timeout failure in one line for the session's log."""
-    if isinstance(exc, TimeoutError | openai.APITimeoutError):
+    if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx2.TimeoutException):
         return ProviderError(stage, "timed out")
     if isinstance(exc, openai.APIStatusError):
         return ProviderError(stage, f"HTTP {exc.status_code}: {exc.message}")
@@ -30,5 +31,12 @@ def provider_error(stage: str, exc: BaseException) -> ProviderError:
 
 
 #: What a request to OpenAI may raise when the service or the network fails. The SDK
-#: wraps transport errors in APIConnectionError; asyncio.timeout adds TimeoutError.
-REQUEST_ERRORS: tuple[type[BaseException], ...] = (openai.OpenAIError, TimeoutError, OSError)
+#: wraps transport errors in APIConnectionError, but not while a raw streaming response
+#: (`with_streaming_response`) is read: those come from httpx2, the SDK's own HTTP
+#: client; the watchdog adds TimeoutError.
+REQUEST_ERRORS: tuple[type[BaseException], ...] = (
+    openai.OpenAIError,
+    httpx2.HTTPError,
+    TimeoutError,
+    OSError,
+)
