@@ -14,6 +14,7 @@ import pytest
 from loadtest.standins.openai_server import StandinOpenAI
 from loadtest.standins.twilio_rest import RecordedRequest
 from tests.app.twilio_side import (
+    MediaStream,
     open_stream,
     stream_from_twiml,
     until,
@@ -42,6 +43,14 @@ async def _place(server: Outbound) -> tuple[int, str]:
     body = response.json()
     assert body["call_sid"], body
     return body["lead_id"], body["call_sid"]
+
+
+async def _answer(server: Outbound, call_sid: str) -> MediaStream:
+    """The callee picks up: Twilio fetches the TwiML and opens the media stream it names."""
+    _, document = await server.twilio.answer(call_sid)
+    stream = await open_stream(server.settings, call_sid)
+    await stream.start(stream_from_twiml(document)[1]["token"])
+    return stream
 
 
 async def test_answered_lead_is_greeted_by_name(server: Outbound, standin: StandinOpenAI) -> None:
@@ -83,9 +92,7 @@ async def test_the_model_sees_the_lead_in_its_prompt(
     from tests.app.twilio_side import SILENCE_FRAME
 
     _, call_sid = await _place(server)
-    _, document = await server.twilio.answer(call_sid)
-    stream = await open_stream(server.settings, call_sid)
-    await stream.start(stream_from_twiml(document)[1]["token"])
+    stream = await _answer(server, call_sid)
     await until(lambda: stream.marks_echoed > 3, what="the greeting")
     await stream.send_audio(load_script()[1].audio + SILENCE_FRAME * 40)
     await until(lambda: bool(standin.recorded("chat")), what="the model's turn")
@@ -212,9 +219,7 @@ async def test_the_tenants_own_outbound_agent_and_zone(server: Outbound) -> None
     )
     response = await server.post_lead(lead_body(tenant="west"))
     call_sid = response.json()["call_sid"]
-    _, document = await server.twilio.answer(call_sid)
-    stream = await open_stream(server.settings, call_sid)
-    await stream.start(stream_from_twiml(document)[1]["token"])
+    stream = await _answer(server, call_sid)
     await _greeting_heard(server)
     await stream.stop()
     await until(stream.closed.is_set)
@@ -253,9 +258,7 @@ async def test_a_greeting_that_failed_while_ringing_is_made_at_the_answer(
     standin.fail("speech", status=500, times=1)
     _, call_sid = await _place(server)
     await until(lambda: standin.served["speech"] >= 3, what="the failed synthesis while ringing")
-    _, document = await server.twilio.answer(call_sid)
-    stream = await open_stream(server.settings, call_sid)
-    await stream.start(stream_from_twiml(document)[1]["token"])
+    stream = await _answer(server, call_sid)
     await _greeting_heard(server)
     await stream.stop()
     await until(stream.closed.is_set)
@@ -270,9 +273,7 @@ async def test_form_fields_cannot_rewrite_the_agents_own_variables(
     """A public form's extra field named like an agent variable is ignored; new ones pass."""
     body = lead_body(business_name="Evil Corp", project="a new deck")
     call_sid = (await server.post_lead(body)).json()["call_sid"]
-    _, document = await server.twilio.answer(call_sid)
-    stream = await open_stream(server.settings, call_sid)
-    await stream.start(stream_from_twiml(document)[1]["token"])
+    stream = await _answer(server, call_sid)
     await _greeting_heard(server)
     await stream.stop()
     await until(stream.closed.is_set)
@@ -314,9 +315,7 @@ async def test_on_a_live_stream_the_voicemail_is_in_the_agents_own_voice(
     from tests.calls.cascade_support import line_bytes
 
     lead_id, call_sid = await _place(server)
-    _, document = await server.twilio.answer(call_sid)
-    stream = await open_stream(server.settings, call_sid)
-    await stream.start(stream_from_twiml(document)[1]["token"])
+    stream = await _answer(server, call_sid)
     await _greeting_heard(server)
     greeting_bytes = len(stream.agent_audio)
 
