@@ -151,6 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     from voice_agent.storage.migrate import upgrade
+    from voice_agent.telephony.direct_frames import DirectFramesProtocol
 
     asyncio.run(upgrade(settings.database_url))  # once, before the workers start
     uvicorn.run(
@@ -161,7 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=DirectFramesProtocol,
         log_level=args.log_level,
         ws_per_message_deflate=False,
     )

@@ -21,6 +21,7 @@ from voice_agent.pipelines import PipelineUnavailable
 from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings, load_settings
 from voice_agent.storage.records import StoredCall
+from voice_agent.telephony.direct_frames import DirectFramesProtocol
 
 #: The demo caller: answers the receptionist, cuts in once, asks a question, says goodbye.
 DEMO_SCRIPT: tuple[tuple[str, float | None], ...] = (
@@ -55,7 +56,7 @@ async def running_server(settings: Settings, **app_options: object) -> AsyncIter
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        ws="websockets-sansio",
+        ws=DirectFramesProtocol,
         http="httptools",
         lifespan="on",
         ws_per_message_deflate=False,

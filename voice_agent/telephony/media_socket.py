@@ -10,6 +10,7 @@ from typing import Protocol
 from starlette.websockets import WebSocket, WebSocketState
 
 from voice_agent.telephony import twiml
+from voice_agent.telephony.direct_frames import DIRECT_FRAMES, SetFrameSink
 from voice_agent.telephony.protocol import (
     Dtmf,
     MalformedMessage,
@@ -97,6 +98,60 @@ class TwilioLine:
             await self.hangup()
 
 
+class _CallFrames:
+    """One call's inbound frames: media, marks and DTMF go to the session as they are parsed,
+    from the receive loop or, once the call has started, straight from the server's protocol
+    (`direct_frames`). `start` and `stop` are left to the receive loop."""
+
+    __slots__ = ("_on_malformed", "_set_sink", "malformed", "session")
+
+    def __init__(self, on_malformed: Callable[[], None] | None) -> None:
+        self._on_malformed = on_malformed
+        self._set_sink: SetFrameSink | None = None
+        self.malformed = 0
+        self.session: StreamHandler | None = None
+
+    def take(self, frame: str | bytes) -> Start | Stop | None:
+        """Handle one frame; return it when it is a `start` or `stop` for the loop."""
+        try:
+            event = parse(frame)
+        except MalformedMessage as exc:
+            self.malformed += 1
+            if self._on_malformed is not None:
+                self._on_malformed()
+            if self.malformed <= _LOGGED_MALFORMED:
+                log.warning("media stream: skipped malformed frame: %s", exc.reason)
+            return None
+        session = self.session
+        if isinstance(event, Media):
+            if session is not None:
+                session.on_audio(event.payload)
+        elif isinstance(event, Mark):
+            if session is not None:
+                session.on_mark(event.name)
+        elif isinstance(event, Dtmf):
+            if session is not None:
+                session.on_dtmf(event.digit)
+        elif isinstance(event, Start | Stop):
+            return event
+        return None
+
+    def go_direct(self, set_sink: SetFrameSink | None) -> None:
+        """Take frames from the server's protocol through `set_sink`; None stops that."""
+        if set_sink is not None:
+            set_sink(self._sink)
+        elif self._set_sink is not None:
+            self._set_sink(None)
+        self._set_sink = set_sink
+
+    def _sink(self, frame: bytes) -> bool:
+        if self.take(frame) is None:
+            return True
+        # A start or stop is the receive loop's, and so is all that follows it.
+        self.go_direct(None)
+        return False
+
+
 SessionOpener = Callable[[Start, dict[str, str], TwilioLine], Awaitable[StreamHandler]]
 
 
@@ -138,8 +193,7 @@ class MediaStreamEndpoint:
             await websocket.close(code=_POLICY_VIOLATION)
             return
         await websocket.accept()
-        session: StreamHandler | None = None
-        malformed = 0
+        frames = _CallFrames(self._on_malformed)
         reason = "stream-closed"
         try:
             while True:
@@ -149,40 +203,26 @@ class MediaStreamEndpoint:
                 frame = message.get("text")
                 if frame is None:
                     frame = message.get("bytes") or b""
-                try:
-                    event = parse(frame)
-                except MalformedMessage as exc:
-                    malformed += 1
-                    if self._on_malformed is not None:
-                        self._on_malformed()
-                    if malformed <= _LOGGED_MALFORMED:
-                        log.warning("media stream: skipped malformed frame: %s", exc.reason)
-                    continue
-                if isinstance(event, Media):
-                    if session is not None:
-                        session.on_audio(event.payload)
-                elif isinstance(event, Mark):
-                    if session is not None:
-                        session.on_mark(event.name)
-                elif isinstance(event, Start):
-                    if session is not None:
+                event = frames.take(frame)
+                if isinstance(event, Start):
+                    if frames.session is not None:
                         continue  # one start per stream; a second one is ignored
                     started_at = time.perf_counter()
                     session = await self._begin(websocket, event)
                     if session is None:
                         return
+                    frames.session = session
                     await session.start(started_at)
-                elif isinstance(event, Dtmf):
-                    if session is not None:
-                        session.on_dtmf(event.digit)
+                    frames.go_direct(websocket.scope.get("extensions", {}).get(DIRECT_FRAMES))
                 elif isinstance(event, Stop):
                     reason = "caller-hangup"
                     break
         finally:
-            if malformed > _LOGGED_MALFORMED:
-                log.warning("media stream: %d malformed frames skipped in all", malformed)
-            if session is not None:
-                await session.end(reason)
+            frames.go_direct(None)
+            if frames.malformed > _LOGGED_MALFORMED:
+                log.warning("media stream: %d malformed frames skipped in all", frames.malformed)
+            if frames.session is not None:
+                await frames.session.end(reason)
             if websocket.application_state is WebSocketState.CONNECTED:
                 await websocket.close()
 

@@ -17,7 +17,11 @@ def make_client(
     session already recovers from a failed turn by apologising.
     """
     return openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=openai.DefaultAioHttpClient(timeout=timeout),
     )
 
 
