@@ -1,6 +1,6 @@
 """Server CPU per inbound websocket text frame, by uvicorn ws implementation and app shape.
 
-    python -m loadtest.ws_layer [--ws websockets-sansio,websockets,wsproto]
+    python -m loadtest.ws_layer [--ws websockets-sansio,direct,websockets,wsproto]
         [--shape starlette,route,asgi] [--connections 200] [--messages 500] [--server-cpu 0]
         [--patch FILE]
 
@@ -32,6 +32,8 @@ from starlette.routing import WebSocketRoute
 from voice_agent.telephony.protocol import parse
 
 ws_impl, shape, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if ws_impl == "direct":
+    ws_impl = "voice_agent.telephony.direct_frames:DirectFramesProtocol"
 if len(sys.argv) > 4:  # an experiment's patch, run before the server starts
     exec(open(sys.argv[4]).read())
 
@@ -45,9 +47,16 @@ async def starlette_endpoint(websocket):
         parse(message.get("text"))
         n += 1
 
+def sink(frame):
+    parse(frame)
+    return True
+
 async def asgi_endpoint(scope, receive, send):
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
+    set_sink = scope.get("extensions", {}).get("voice_agent.direct_frames")
+    if set_sink is not None:  # --ws direct: frames go to the sink, as /twilio/media's do
+        set_sink(sink)
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -148,7 +157,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--ws", default="websockets-sansio,websockets,wsproto")
+    parser.add_argument("--ws", default="websockets-sansio,direct,websockets,wsproto")
     parser.add_argument("--shape", default="starlette,route,asgi")
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--messages", type=int, default=500)

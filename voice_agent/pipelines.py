@@ -48,10 +48,9 @@ async def build_pipeline(settings: Settings) -> Pipeline:
 
     assert settings.openai_api_key is not None
     timeout = settings.provider_timeout_s
-    # One connection pool per stage: the HTTP client scans every connection in its pool
-    # (probing each idle socket) on each request and each release, so one pool shared
-    # by all three stages at a few hundred calls costs several % of the server's core.
-    # Each stage's own pool holds only as many connections as that stage has in flight.
+    # One client, and so one connection pool, per stage: a pool's bookkeeping grows with
+    # the connections it holds (httpx's scanned every one on each request: several % of
+    # the core at a few hundred calls), and each stage's holds only its own in flight.
     key, base_url = settings.openai_api_key, settings.openai_base_url
     return Pipeline(
         "cascade",

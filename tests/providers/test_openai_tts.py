@@ -14,9 +14,11 @@ from loadtest.standins.openai_server import (
     StandinOpenAI,
     synthetic_voice,
 )
+from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import ProviderError, TextToSpeech
 from voice_agent.providers.openai.client import make_client
 from voice_agent.providers.openai.tts import OpenAITextToSpeech
+from voice_agent.settings import Settings
 
 SENTENCE = "Thanks for calling Acme Roofing, how can I help you today?"
 
@@ -126,3 +128,20 @@ async def test_bad_key_becomes_provider_error(
     with pytest.raises(ProviderError, match="401"):
         async for _chunk in tts.synthesize("Hello."):
             pass
+
+
+async def test_closing_the_cascade_pipeline_closes_each_stages_client(
+    standin: StandinOpenAI,
+) -> None:
+    settings = Settings(
+        agent_pipeline="cascade", openai_api_key=standin.api_key, openai_base_url=standin.base_url
+    )
+    pipeline = await build_pipeline(settings)
+    tts = pipeline.tts
+    assert isinstance(tts, OpenAITextToSpeech)
+    assert [c async for c in tts.synthesize(SENTENCE)]  # the stage's pool has a connection
+
+    await pipeline.aclose()
+
+    for stage in (pipeline.stt, pipeline.dialogue, pipeline.tts):
+        assert stage._client.is_closed()  # type: ignore[attr-defined]

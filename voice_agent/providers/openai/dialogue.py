@@ -13,7 +13,7 @@ import orjson
 
 from prompts import AgentDefinition
 from voice_agent.providers.base import ChatMessage, DialogueEvent, TextDelta, ToolCall
-from voice_agent.providers.openai.client import REQUEST_ERRORS, provider_error
+from voice_agent.providers.openai.client import REQUEST_ERRORS, ClientStage, provider_error
 from voice_agent.providers.tools import tool_specs
 from voice_agent.providers.watchdog import StallWatchdog
 
@@ -259,7 +259,7 @@ class SSEEvents:
         return done
 
 
-class OpenAIDialogueEngine:
+class OpenAIDialogueEngine(ClientStage):
     def __init__(
         self,
         client: openai.AsyncOpenAI,

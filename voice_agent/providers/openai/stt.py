@@ -11,7 +11,7 @@ import openai
 import soundfile
 
 from voice_agent.providers.base import ProviderError, Transcript
-from voice_agent.providers.openai.client import REQUEST_ERRORS, provider_error
+from voice_agent.providers.openai.client import REQUEST_ERRORS, ClientStage, provider_error
 
 
 def pcm16_wav(pcm16: np.ndarray, sample_rate: int) -> bytes:
@@ -21,7 +21,7 @@ def pcm16_wav(pcm16: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-class OpenAISpeechToText:
+class OpenAISpeechToText(ClientStage):
     def __init__(
         self,
         client: openai.AsyncOpenAI,
@@ -29,6 +29,7 @@ class OpenAISpeechToText:
         timeout: float = 10.0,
         language: str = "en",
     ) -> None:
+        self._client = client
         self._transcriptions = client.audio.transcriptions  # resolved at start-up
         self._model = model
         self._timeout = timeout

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 
 import openai
 
-from voice_agent.providers.openai.client import REQUEST_ERRORS, provider_error
+from voice_agent.providers.openai.client import REQUEST_ERRORS, ClientStage, provider_error
 from voice_agent.providers.watchdog import StallWatchdog
 
 #: `response_format="pcm"` is headerless 24 kHz signed 16-bit little-endian mono.
@@ -33,7 +33,7 @@ OPENAI_VOICES = frozenset(
 )
 
 
-class OpenAITextToSpeech:
+class OpenAITextToSpeech(ClientStage):
     sample_rate: int = PCM_SAMPLE_RATE
 
     def __init__(
@@ -45,6 +45,7 @@ class OpenAITextToSpeech:
     ) -> None:
         # Resolved here, at start-up: the SDK imports its resource modules on first use,
         # and start-up's objects are the ones frozen out of the garbage collector's way.
+        self._client = client
         self._speech = client.audio.speech.with_streaming_response
         self._model = model
         self._voice = voice
