@@ -2,10 +2,10 @@
 
 A call receives 50 frames a second. Through ASGI each one costs a queue put, a future and a
 task wake-up, the `receive` coroutine, and a pause and resume of the socket's reading (uvicorn
-pauses reading until the app has taken each message): about half the server's CPU at a few
-hundred calls, more than the call's own work on the frame. The media socket handles media,
-marks and DTMF synchronously anyway, so once its call has started it hands this protocol a
-sink, and frames go from the parser to the sink in the same callback.
+pauses reading until the app has taken each message). The media socket handles media, marks
+and DTMF synchronously anyway, so once its call has started it hands this protocol a sink,
+and frames go from the parser to the sink in the same callback: 28 µs of server CPU a frame
+instead of 37 (`python -m loadtest.ws_layer --ws websockets-sansio,direct --shape asgi`).
 
 The sink says whether it took the frame. What it does not take (the stream's `stop`, say)
 goes through the ASGI queue as before, and so does every frame while the queue still holds
