@@ -73,6 +73,8 @@ class CallResult:
     #: Silences inside one reply (ms): the line ran dry and the same reply's audio came
     #: later, with no caller speech or clear in between. Real-time playback allows none.
     gaps_ms: list[float] = field(default_factory=list)
+    #: perf_counter() when each of those gaps ended (more audio was read).
+    gap_ends: list[float] = field(default_factory=list)
     marks_echoed: int = 0
     clears: int = 0
     error: str | None = None
@@ -373,6 +375,7 @@ class _Conversation:
                     if line.idle:
                         if line.dry_since is not None:
                             result.gaps_ms.append((now - line.dry_since) * 1000)
+                            result.gap_ends.append(now)
                             line.dry_since = None
                         line.speaking_since = now
                         self.arrivals.append(now)

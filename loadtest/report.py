@@ -47,7 +47,9 @@ METHOD = {
     "endpointing, STT, LLM to first sentence and TTS first byte as the server timed them",
     "clear_ms": "caller side: the caller's speech onset (fixture label) to the `clear` received",
     "outbound_gap_ms": "caller side: silences inside one reply, where the caller's "
-    "real-time playback ran out of agent audio and more of the same reply came later",
+    "real-time playback ran out of agent audio and more of the same reply came later; "
+    "calls.outbound_gaps_in_load_generator_stalls counts those at least half covered by a "
+    "stall of the load generator's own loop (past 5 ms), which may not be the server's",
     "server_cpu_per_call_pct": "/proc/<pid>/stat of the server's process tree, once a "
     "second: % of one core over the interval, divided by calls in progress (samples with "
     "at least half the callers on the line)",
@@ -55,6 +57,22 @@ METHOD = {
     "server's, divided by calls in progress (samples with at least half the callers on the "
     "line)",
 }
+
+
+def _gaps_in_stalls(state: RunState) -> int:
+    """Gaps at least half covered by a stall of the load generator's own loop: its callers'
+    playback clock ran on while nothing read the socket, so the line can look dry when the
+    audio was in fact there. Such a gap may not be the server's."""
+    counted = 0
+    for call in state.calls:
+        for ended, ms in zip(call.gap_ends, call.gaps_ms, strict=True):
+            started = ended - ms / 1000
+            for woke, lag_ms in state.loop_stalls:
+                overlap = min(woke, ended) - max(woke - lag_ms / 1000, started)
+                if overlap >= ms / 2000:
+                    counted += 1
+                    break
+    return counted
 
 
 def build(
@@ -112,6 +130,7 @@ def build(
             "turns": len(turns),
             "barge_ins": sum(1 for t in turns if t.barge_in),
             "outbound_gaps": len(gaps),
+            "outbound_gaps_in_load_generator_stalls": _gaps_in_stalls(state),
             "calls_with_gaps": sum(1 for c in state.calls if c.gaps_ms),
             "failures": failures[:50],
         },
@@ -196,7 +215,9 @@ def table(report: dict[str, Any]) -> Table:
     calls = report["calls"]
     title = (
         f"{calls['started']} calls ({calls['peak_concurrent']} at once), "
-        f"{calls['failed']} failed, {calls['turns']} turns, {calls['barge_ins']} barge-ins"
+        f"{calls['failed']} failed, {calls['turns']} turns, {calls['barge_ins']} barge-ins, "
+        f"{calls['outbound_gaps']} gaps ({calls['outbound_gaps_in_load_generator_stalls']} in "
+        "the load generator's own stalls)"
     )
     out = Table(title=title)
     out.add_column("figure", style="bold")

@@ -16,6 +16,9 @@ from loadtest.scenario import Scenario
 
 SAMPLE_S = 1.0
 _LAG_TICK_S = 0.05
+#: Loop lag worth remembering when it happened: an outbound gap that falls in one may be
+#: the load generator's, not the server's.
+_STALL_MS = 5.0
 #: The memory leak check compares the server's RSS after this many calls with the end.
 LEAK_BASELINE_CALLS = 100
 _SETTLE_S = 2.0
@@ -57,6 +60,7 @@ class CallFigures:
     greeting_ms: float | None
     turns: list[TurnFigures]
     gaps_ms: list[float]
+    gap_ends: list[float]  # perf_counter() at each gap's end
     failure: str | None
 
 
@@ -88,6 +92,8 @@ class RunState:
     calls: list[CallFigures] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     loop_lags_ms: list[float] = field(default_factory=list)
+    #: (perf_counter() at wake-up, ms late) for this process's loop stalls past a few ms.
+    loop_stalls: list[tuple[float, float]] = field(default_factory=list)
     idle_rss_mb: float | None = None
     leak: LeakCheck | None = None
     elapsed_s: float = 0.0
@@ -248,6 +254,7 @@ class LoadRun:
             result.greeting_ms,
             figures,
             list(result.gaps_ms),
+            list(result.gap_ends),
             failure,
         )
 
@@ -258,8 +265,11 @@ class LoadRun:
             # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
             due = time.perf_counter() + _LAG_TICK_S
             await asyncio.sleep(_LAG_TICK_S)
-            lag = max(0.0, (time.perf_counter() - due) * 1000)
+            woke = time.perf_counter()
+            lag = max(0.0, (woke - due) * 1000)
             self.state.loop_lags_ms.append(lag)
+            if lag > _STALL_MS:
+                self.state.loop_stalls.append((woke, lag))
             self._lag_max = max(self._lag_max, lag)
 
     async def _sample(self) -> None:

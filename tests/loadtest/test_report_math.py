@@ -10,6 +10,8 @@ import sys
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from loadtest import procstat, promtext
+from loadtest.report import _gaps_in_stalls
+from loadtest.runner import CallFigures, RunState
 from loadtest.stats import percentile, summary
 
 
@@ -64,3 +66,25 @@ def test_process_tree_usage_includes_children() -> None:
         child.kill()
         child.wait()
     assert procstat.usage(child.pid) is None
+
+
+def _call_with_gaps(gaps: list[tuple[float, float]]) -> CallFigures:
+    """gaps as (perf_counter at the gap's end, gap ms)."""
+    return CallFigures(
+        0, "CA1", 0.0, 1.0, 2.0, [], [ms for _, ms in gaps], [end for end, _ in gaps], None
+    )
+
+
+def test_gaps_covered_by_a_load_generator_stall_are_counted_apart() -> None:
+    state = RunState()
+    state.calls = [
+        _call_with_gaps([(10.040, 40.0), (20.030, 30.0)]),
+        _call_with_gaps([(30.050, 50.0)]),
+    ]
+    state.loop_stalls = [
+        (10.045, 35.0),  # 10.010-10.045: covers 30 of the first gap's 40 ms
+        (20.100, 20.0),  # 20.080-20.100: after the second gap ended
+        (30.010, 8.0),  # 30.002-30.010: only 8 of the third gap's 50 ms
+    ]
+
+    assert _gaps_in_stalls(state) == 1
