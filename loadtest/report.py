@@ -59,7 +59,7 @@ METHOD = {
 }
 
 
-def _gaps_in_stalls(state: RunState) -> int:
+def gaps_in_stalls(state: RunState) -> int:
     """Gaps at least half covered by a stall of the load generator's own loop: its callers'
     playback clock ran on while nothing read the socket, so the line can look dry when the
     audio was in fact there. Such a gap may not be the server's."""
@@ -130,7 +130,7 @@ def build(
             "turns": len(turns),
             "barge_ins": sum(1 for t in turns if t.barge_in),
             "outbound_gaps": len(gaps),
-            "outbound_gaps_in_load_generator_stalls": _gaps_in_stalls(state),
+            "outbound_gaps_in_load_generator_stalls": gaps_in_stalls(state),
             "calls_with_gaps": sum(1 for c in state.calls if c.gaps_ms),
             "failures": failures[:50],
         },

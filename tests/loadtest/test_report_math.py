@@ -10,7 +10,7 @@ import sys
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from loadtest import procstat, promtext
-from loadtest.report import _gaps_in_stalls
+from loadtest.report import gaps_in_stalls
 from loadtest.runner import CallFigures, RunState
 from loadtest.stats import percentile, summary
 
@@ -87,4 +87,4 @@ def test_gaps_covered_by_a_load_generator_stall_are_counted_apart() -> None:
         (30.010, 8.0),  # 30.002-30.010: only 8 of the third gap's 50 ms
     ]
 
-    assert _gaps_in_stalls(state) == 1
+    assert gaps_in_stalls(state) == 1

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import uvicorn
 from websockets.asyncio.client import connect
 
+from voice_agent.demo import free_port
 from voice_agent.telephony.direct_frames import DIRECT_FRAMES, DirectFramesProtocol
 
 Handler = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
@@ -33,7 +27,7 @@ async def serving(handler: Handler) -> AsyncIterator[str]:
         if scope["type"] == "websocket":
             await handler(scope, receive, send)
 
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, ws=DirectFramesProtocol, log_level="warning"
     )
