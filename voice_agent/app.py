@@ -16,7 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from voice_agent.clock import utc_now
 from voice_agent.dashboard import Dashboard, dashboard_routes
-from voice_agent.heap import settle_after_startup
+from voice_agent.heap import HeapKeeper, settle_after_startup
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
@@ -113,9 +113,12 @@ def create_app(
             else None
         )
         settle_after_startup()  # keeps full GC passes over start-up's heap off the calls
+        heap = asyncio.create_task(HeapKeeper(lambda: len(runtime.live_calls)).run())
         try:
             yield
         finally:
+            heap.cancel()
+            await asyncio.gather(heap, return_exceptions=True)
             if sweeping is not None:
                 sweeping.cancel()
                 await asyncio.gather(sweeping, return_exceptions=True)

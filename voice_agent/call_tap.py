@@ -145,8 +145,15 @@ class CallTap:
         await self._session.start(started_at)
 
     async def end(self, reason: str | None = None) -> None:
-        assert self._session is not None
-        await self._session.end(reason)
+        session = self._session
+        assert session is not None
+        try:
+            await session.end(reason)
+        finally:
+            # The session holds this tap as its transport and sink: dropping it here frees
+            # the call's objects (and audio buffers) as it ends, where the cycle would leave
+            # them for a full collection, which stalls every call in the process.
+            self._session = None
 
     # --- CallTransport: the session's side ------------------------------------------------
 

@@ -30,6 +30,10 @@ class CallerSpeech:
     onset_wall: float
 
 
+def _ignore(_: object) -> None:
+    pass
+
+
 class Listener:
     """Feeds 8 kHz mu-law through VAD and the endpointer; calls back on speech start and end.
 
@@ -56,6 +60,12 @@ class Listener:
         self._last_voiced_at = 0.0
         self._onset_at = 0.0
         self._onset_wall = 0.0
+
+    def close(self) -> None:
+        """Drop the callbacks. They are usually the owner's methods, and owner and listener
+        holding each other would outlive the call until a full collection."""
+        self._on_start = _ignore
+        self._on_end = _ignore
 
     @property
     def speaking(self) -> bool:

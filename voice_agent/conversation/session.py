@@ -171,6 +171,7 @@ class CallSession:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._listener.close()
         if self._reply is not None:
             self._reply.cancelled = True
             self._close_reply(interrupted=True)

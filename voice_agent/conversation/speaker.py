@@ -17,6 +17,17 @@ LINE_RATE = 8000
 #: Audio per media message (and per mark): fine enough to know what was heard to ~160 ms.
 CHUNK_BYTES = 1280
 _BYTES_PER_MS = LINE_RATE // 1000
+#: While less of the reply than this is queued at Twilio, audio goes out piece by piece as
+#: TTS yields it; past it, in whole chunks (fewer messages and marks). A reply's start is
+#: where a stall of the server's loop would first run the caller's line dry.
+_THIN_MS = 400.0
+
+
+def _queued_ms(reply: SpokenReply) -> float:
+    """Audio of `reply` sent and, by the clock, not yet played."""
+    if reply.first_audio_at is None:
+        return 0.0
+    return reply.sent_ms - (time.perf_counter() - reply.first_audio_at) * 1000.0
 
 
 class Speaker:
@@ -69,9 +80,8 @@ class Speaker:
                         pcm, carry = pcm[:-1], pcm[-1:]
                     samples = np.frombuffer(pcm, dtype=np.int16)
                     pending += mulaw.encode(resampler.process(samples))
-                    # The first audio of a reply goes out at once; later audio in whole chunks.
                     whole = len(pending)
-                    if reply.audio_sent:
+                    if _queued_ms(reply) >= _THIN_MS:
                         whole -= whole % CHUNK_BYTES
                     if whole:
                         sent_ms = await self.play(bytes(pending[:whole]), reply, sentence, sent_ms)

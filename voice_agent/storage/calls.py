@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -101,10 +102,10 @@ class CallRepository:
             # executemany applies duplicates in list order, so the last version of a
             # record in the batch wins, as it would if written one by one.
             if started:
-                await conn.execute(self._upsert_started(conn), started)
+                await conn.execute(_upsert_started(conn.dialect.name), started)
             if referenced:
                 await conn.execute(
-                    self._insert_placeholder(conn),
+                    _insert_placeholder(conn.dialect.name),
                     [
                         {
                             "call_sid": sid,
@@ -134,7 +135,7 @@ class CallRepository:
             if turn_rows:
                 ids = await self._call_ids(conn, {t.call_sid for t in turn_rows})
                 await conn.execute(
-                    self._upsert_turn(conn),
+                    _upsert_turn(conn.dialect.name),
                     [
                         {"call_id": ids[t.call_sid], "seq": t.seq}
                         | {name: getattr(t, name) for name in _TURN_FIELDS}
@@ -216,7 +217,7 @@ class CallRepository:
         final = status in FINAL_STATUSES
         async with self._db.engine.begin() as conn:
             await conn.execute(
-                self._insert_placeholder(conn),
+                _insert_placeholder(conn.dialect.name),
                 [
                     {
                         "call_sid": call_sid,
@@ -280,39 +281,46 @@ class CallRepository:
         async with self._db.engine.connect() as conn:
             return [(row.call_sid, row.recording_path) for row in await conn.execute(query)]
 
-    # --- statements -------------------------------------------------------------------
-
-    @staticmethod
-    def _insert(conn: AsyncConnection, table: Any) -> Any:
-        if conn.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        if conn.dialect.name == "sqlite":
-            return sqlite.insert(table)
-        raise NotImplementedError(f"no upsert for dialect {conn.dialect.name!r}")
-
-    def _upsert_started(self, conn: AsyncConnection) -> Insert:
-        stmt = self._insert(conn, calls)
-        return stmt.on_conflict_do_update(
-            index_elements=[calls.c.call_sid],
-            set_={name: stmt.excluded[name] for name in _STARTED_FIELDS},
-        )
-
-    def _insert_placeholder(self, conn: AsyncConnection) -> Insert:
-        return self._insert(conn, calls).on_conflict_do_nothing(index_elements=[calls.c.call_sid])
-
-    def _upsert_turn(self, conn: AsyncConnection) -> Insert:
-        stmt = self._insert(conn, turns)
-        return stmt.on_conflict_do_update(
-            index_elements=[turns.c.call_id, turns.c.seq],
-            set_={name: stmt.excluded[name] for name in _TURN_FIELDS},
-        )
-
     @staticmethod
     async def _call_ids(conn: AsyncConnection, sids: set[str]) -> dict[str, int]:
         result = await conn.execute(
             select(calls.c.call_sid, calls.c.id).where(calls.c.call_sid.in_(sids))
         )
         return {sid: call_id for sid, call_id in result}
+
+
+# The batch writes' upserts are built once per dialect: building one makes its `excluded`
+# alias, a copy of every column of the table held in reference cycles, and building them
+# per write left thousands of objects per call for the full collections to free.
+def _insert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"no upsert for dialect {dialect!r}")
+
+
+@functools.cache
+def _upsert_started(dialect: str) -> Insert:
+    stmt = _insert(dialect)(calls)
+    return stmt.on_conflict_do_update(
+        index_elements=[calls.c.call_sid],
+        set_={name: stmt.excluded[name] for name in _STARTED_FIELDS},
+    )
+
+
+@functools.cache
+def _insert_placeholder(dialect: str) -> Insert:
+    return _insert(dialect)(calls).on_conflict_do_nothing(index_elements=[calls.c.call_sid])
+
+
+@functools.cache
+def _upsert_turn(dialect: str) -> Insert:
+    stmt = _insert(dialect)(turns)
+    return stmt.on_conflict_do_update(
+        index_elements=[turns.c.call_id, turns.c.seq],
+        set_={name: stmt.excluded[name] for name in _TURN_FIELDS},
+    )
 
 
 def _stored_call(row: Row[Any]) -> StoredCall:

@@ -47,6 +47,15 @@ class DirectFramesProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][DIRECT_FRAMES] = self._set_sink
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The setter in the scope is a method of this protocol, so the two hold each other
+        # with the connection's buffers: without this, only a full collection frees them.
+        scope = self.__dict__.get("scope")
+        if scope is not None:
+            scope["extensions"].pop(DIRECT_FRAMES, None)
+        self._sink = None
+        super().connection_lost(exc)
+
     def _set_sink(self, sink: FrameSink | None) -> None:
         self._sink = sink
 
