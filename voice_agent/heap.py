@@ -2,7 +2,7 @@
 
 A full collection walks every object the collector tracks and stops the event loop while
 it does: every call's outbound audio and every turn in flight waits. At 200 calls it
-walked ~50,000 live per-call objects in 25-140 ms, three or more times a minute, and
+walked ~50,000 live per-call objects in 25-140 ms, once every 20-40 s, and
 each time a reply with less audio than that queued at Twilio broke up.
 
 So the collector is kept to what is new. Start-up's heap is frozen once it is built, and
