@@ -3,6 +3,7 @@ START lets the next one through, and a callback booked by text is placed by the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,8 +67,14 @@ async def test_a_callback_booked_by_text_is_placed_when_due(
     await _settle(server, until=lambda: bool(server.creates()))
     (create,) = server.creates()
     assert create.form["To"] == LEAD_PHONE
-    placed = await server.runtime.scheduled_calls.get(booked.id or 0)
-    assert placed is not None and placed.status == "placed" and placed.call_sid
+    # Twilio has the create before the dialer has stored its answer: wait for the row too.
+    for _ in range(60):
+        placed = await server.runtime.scheduled_calls.get(booked.id or 0)
+        assert placed is not None
+        if placed.status != "placing":
+            break
+        await asyncio.sleep(server.settings.dialer_poll_s)
+    assert placed.status == "placed" and placed.call_sid
 
 
 async def test_stop_by_text_cancels_a_booked_callback(
@@ -88,8 +95,6 @@ async def test_stop_by_text_cancels_a_booked_callback(
 
 async def _settle(server: Outbound, until: Callable[[], bool] | None = None) -> None:
     """Let the dialer poll a few times (it polls every 50 ms in these tests)."""
-    import asyncio
-
     for _ in range(60):
         await asyncio.sleep(server.settings.dialer_poll_s)
         if until is not None and until():
