@@ -1,5 +1,6 @@
 """A loopback TCP relay that a test can cut and restore, to take a real server (here
-PostgreSQL) away from the app and give it back, as a network outage would."""
+PostgreSQL) away from the app and give it back, as a network outage would; or stall, to
+make it answer nothing while its connections stay open, as a wedged host would."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class TcpProxy:
         self._relays: set[asyncio.Task[None]] = set()
         #: Fixed after the first start, so a restore listens where the app connects.
         self.port = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @property
     def up(self) -> bool:
@@ -38,8 +41,18 @@ class TcpProxy:
         if self._server is None:
             await self.start()
 
+    def stall(self) -> None:
+        """Hold every byte in both directions until ``resume``; connections stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     async def aclose(self) -> None:
+        self.resume()
         await self.cut()
+        if self._relays:  # cut ends them; cancel only what hangs
+            await asyncio.wait(self._relays, timeout=1.0)
         for task in list(self._relays):
             task.cancel()
         await asyncio.gather(*self._relays, return_exceptions=True)
@@ -66,11 +79,11 @@ class TcpProxy:
         finally:
             self._relays.discard(task)
 
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             with contextlib.suppress(ConnectionError):
                 while data := await reader.read(65536):
+                    await self._flowing.wait()
                     writer.write(data)
                     await writer.drain()
         finally:

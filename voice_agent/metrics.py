@@ -56,6 +56,11 @@ class Metrics:
         self.malformed_frames = Counter(
             "voice_agent_malformed_frames", "Media Stream frames skipped as malformed", registry=r
         )
+        self.stale_routes = Counter(
+            "voice_agent_stale_routes",
+            "Inbound calls routed from memory because the number lookup failed or overran",
+            registry=r,
+        )
 
 
 class _GcCollector(Collector):

@@ -29,6 +29,7 @@ from voice_agent.sms.service import SmsService
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
+from voice_agent.storage.number_routing import NumberRouter
 from voice_agent.storage.opt_outs import OptOutRepository
 from voice_agent.storage.scheduled_calls import ScheduledCallRepository
 from voice_agent.storage.sms import SmsRepository
@@ -63,6 +64,7 @@ class Runtime:
     tenants: TenantRepository
     opt_outs: OptOutRepository
     scheduled_calls: ScheduledCallRepository
+    router: NumberRouter
     redis: object | None = None
     owns_pipeline: bool = True
     clock: Clock = utc_now
@@ -196,6 +198,7 @@ async def build_runtime(
     metrics = Metrics()
     bus = build_bus(redis_client)
     await bus.start()
+    tenants = TenantRepository(database)
     runtime = Runtime(
         settings=settings,
         database=database,
@@ -209,9 +212,10 @@ async def build_runtime(
         rest=rest,
         metrics=metrics,
         recorder=CallRecorder(writes, metrics, bus),
-        tenants=TenantRepository(database),
+        tenants=tenants,
         opt_outs=OptOutRepository(database),
         scheduled_calls=ScheduledCallRepository(database),
+        router=NumberRouter(tenants, on_stale=metrics.stale_routes.inc),
         redis=redis_client,
         owns_pipeline=owns_pipeline,
         clock=clock,

@@ -4,6 +4,8 @@ that connects a bidirectional Media Stream carrying a single-use per-call token.
 Inbound calls are routed by the called number (``To``): its tenant and agent answer. A
 number no tenant owns hears a short apology and is hung up on, unless no tenant owns any
 number at all (an embedded install, the demo): then the default tenant answers everything.
+A lookup that fails or overruns routes by this process's last reading for the number and
+answers 503 when it has none, rather than hand the caller to another tenant's agent.
 Outbound calls (``Direction`` outbound-api) name their scheduled call in the URL's query;
 the lead's fields travel with the token to the agent's prompt.
 """
@@ -26,7 +28,6 @@ from webhooks.twilio_auth import verified_form
 log = logging.getLogger(__name__)
 
 _TOKEN_TIMEOUT_S = 2.0
-_ROUTE_TIMEOUT_S = 1.0
 UNKNOWN_NUMBER_MESSAGE = "Sorry, this number is not in service. Goodbye."
 
 
@@ -61,23 +62,16 @@ async def _call_data(
         if scheduled.lead_id is not None:
             data["lead_id"] = str(scheduled.lead_id)
         return data
-    try:
-        async with asyncio.timeout(_ROUTE_TIMEOUT_S):
-            route = await runtime.tenants.route(to_number)
-            if route is not None:
-                return data | {
-                    "tenant": route.tenant.slug,
-                    "agent": route.agent,
-                    "direction": "inbound",
-                }
-            if await runtime.tenants.has_numbers():
-                log.warning(
-                    "call %s to %s: no tenant owns this number; refused", call_sid, to_number
-                )
-                return None
-    except Exception as exc:
-        # The database blinked: answer with the default agent rather than drop a caller.
-        log.error("call %s: routing lookup failed (%s); default tenant answers", call_sid, exc)
+    routing = await runtime.router.resolve(to_number)  # RoutingUnavailable: a 503
+    if routing.route is not None:
+        return data | {
+            "tenant": routing.route.tenant.slug,
+            "agent": routing.route.agent,
+            "direction": "inbound",
+        }
+    if routing.any_numbers:
+        log.warning("call %s to %s: no tenant owns this number; refused", call_sid, to_number)
+        return None
     return data | {
         "tenant": settings.default_tenant,
         "agent": runtime.default_agent.slug,

@@ -156,10 +156,10 @@ class OutboundService:
             agent = scheduled.agent or ""
             from_number, to_number = progress.from_number, scheduled.to_number
         else:
-            route = await self._tenants.route(progress.to_number)
+            route, any_numbers = await self._tenants.lookup(progress.to_number)
             tenant_slug = route.tenant.slug if route else ""
             direction, agent = "inbound", route.agent if route else ""
-            if route is None and not await self._tenants.has_numbers():
+            if not any_numbers:
                 tenant_slug = self._default_tenant  # the embedded install: all calls are its
             from_number, to_number = progress.from_number, progress.to_number
         await self._calls.record_progress(

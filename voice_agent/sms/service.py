@@ -246,10 +246,10 @@ class SmsService:
         return await self._repo.update_status(message_sid, status, error_code)
 
     async def _route(self, to_number: str) -> tuple[Tenant, str] | None:
-        route = await self._tenants.route(to_number)
+        route, any_numbers = await self._tenants.lookup(to_number)
         if route is not None:
             return route.tenant, route.agent
-        if await self._tenants.has_numbers():
+        if any_numbers:
             return None
         # No number set up yet (the embedded install): everything is the default tenant's.
         tenant = await self._tenants.get(self._default_tenant)

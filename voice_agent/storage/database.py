@@ -37,14 +37,17 @@ class Database:
         """Build the engine. Connections open lazily, so this succeeds while PostgreSQL is
         down (call ``ping`` to check); a bad URL or unusable SQLite directory fails here."""
         url = async_url(database_url)
-        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        options: dict[str, Any] = {"echo": echo}
         path = sqlite_path(url)
         if url.startswith("sqlite"):
+            # No pre-ping: a SQLite file cannot drop a connection, and each ping is one more
+            # round trip through aiosqlite's thread on every checkout.
             if path is not None:
                 _check_sqlite_writable(path)
             options["connect_args"] = {"timeout": sqlite_busy_timeout}
         else:
             options.update(
+                pool_pre_ping=True,
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout,

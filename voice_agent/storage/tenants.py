@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voice_agent.storage.database import Database
 from voice_agent.storage.tables import tenant_numbers, tenants
@@ -139,26 +140,39 @@ class TenantRepository:
 
     async def route(self, number: str) -> NumberRoute | None:
         """The tenant a called number belongs to, or None for a number nobody owns."""
-        query = (
-            select(tenants, tenant_numbers.c.agent.label("number_agent"))
-            .join(tenant_numbers, tenant_numbers.c.tenant == tenants.c.slug)
-            .where(tenant_numbers.c.number == number)
-        )
         async with self._db.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        tenant = _tenant(row)
-        return NumberRoute(
-            tenant=tenant,
-            number=number,
-            agent=row.number_agent or tenant.agent,
-            outbound_agent=tenant.outbound_agent,
-        )
+            return await _route(conn, number)
+
+    async def lookup(self, number: str) -> tuple[NumberRoute | None, bool]:
+        """``route(number)`` and ``has_numbers()`` in one connection: a call's routing."""
+        async with self._db.engine.connect() as conn:
+            route = await _route(conn, number)
+            return route, route is not None or await _has_numbers(conn)
 
     async def has_numbers(self) -> bool:
         """Whether any tenant owns a number; until one does, everything routes to the
         default tenant (the embedded install)."""
         async with self._db.engine.connect() as conn:
-            row = (await conn.execute(select(tenant_numbers.c.id).limit(1))).first()
-        return row is not None
+            return await _has_numbers(conn)
+
+
+async def _route(conn: AsyncConnection, number: str) -> NumberRoute | None:
+    query = (
+        select(tenants, tenant_numbers.c.agent.label("number_agent"))
+        .join(tenant_numbers, tenant_numbers.c.tenant == tenants.c.slug)
+        .where(tenant_numbers.c.number == number)
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    tenant = _tenant(row)
+    return NumberRoute(
+        tenant=tenant,
+        number=number,
+        agent=row.number_agent or tenant.agent,
+        outbound_agent=tenant.outbound_agent,
+    )
+
+
+async def _has_numbers(conn: AsyncConnection) -> bool:
+    return (await conn.execute(select(tenant_numbers.c.id).limit(1))).first() is not None
