@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.outbound.dialer import Dialer, DialerConfig
-from voice_agent.outbound.greetings import GreetingStore
+from voice_agent.outbound.greetings import GreetingStore, SharedGreetings
 from voice_agent.outbound.intake import IntakeLock
 from voice_agent.outbound.pacing import RedisCpsGate
 from voice_agent.outbound.service import OutboundService
@@ -19,7 +19,10 @@ _PERSONAL_GREETINGS = 64
 
 def build_outbound(runtime: Runtime) -> OutboundService:
     settings = runtime.settings
-    greetings = GreetingStore(PhraseCache(runtime.pipeline.tts, _PERSONAL_GREETINGS))
+    greetings = GreetingStore(
+        PhraseCache(runtime.pipeline.tts, _PERSONAL_GREETINGS),
+        shared=SharedGreetings(runtime.redis) if runtime.redis is not None else None,  # type: ignore[arg-type]
+    )
     runtime.greetings = greetings
     leads = LeadRepository(runtime.database)
     dialer = Dialer(
