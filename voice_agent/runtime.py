@@ -26,6 +26,7 @@ from voice_agent.settings import Settings
 from voice_agent.sms.followup import FollowUpSink
 from voice_agent.sms.sender import SmsSender
 from voice_agent.sms.service import SmsService
+from voice_agent.sms.thread_locks import ThreadLocks
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
@@ -262,6 +263,7 @@ def _sms_service(runtime: Runtime) -> SmsService:
         reply_within_s=settings.sms_reply_within_s,
         replies_per_minute=settings.sms_replies_per_minute,
         clock=runtime.clock,
+        thread_locks=ThreadLocks(runtime.redis),  # type: ignore[arg-type]
     )
 
 

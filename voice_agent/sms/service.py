@@ -18,9 +18,8 @@ Keyword decisions (see keywords.py for the matching rule):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -36,6 +35,7 @@ from voice_agent.providers.base import Pipeline
 from voice_agent.sms.keywords import Keyword, classify
 from voice_agent.sms.segments import count_segments
 from voice_agent.sms.sender import SmsSender
+from voice_agent.sms.thread_locks import ThreadLocks
 from voice_agent.sms.toolbox import ThreadTools, local_zone
 from voice_agent.storage.opt_outs import OptOutRepository
 from voice_agent.storage.scheduled_calls import ScheduledCallRepository
@@ -128,6 +128,7 @@ class SmsService:
         reply_within_s: float,
         replies_per_minute: int,
         clock: Clock = utc_now,
+        thread_locks: ThreadLocks | None = None,
     ) -> None:
         self._clock = clock
         self._agents = agents
@@ -142,7 +143,7 @@ class SmsService:
         self._within = reply_within_s
         self._per_minute = replies_per_minute
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+        self._locks = thread_locks or ThreadLocks()
         self._closing = False
 
     # --- inbound ---------------------------------------------------------------------------
@@ -288,7 +289,7 @@ class SmsService:
     async def _agent_reply(self, thread: SmsThread, tenant: Tenant) -> SmsMessage | None:
         # One reply at a time per thread, so a burst of texts is answered in order and the
         # rate limit counts every reply.
-        async with self._thread_lock(thread.id):
+        async with self._locks.hold(thread.id):
             if await self._rate_limited(thread):
                 return None
             agent = self.agent_for(thread.agent)
@@ -402,15 +403,3 @@ class SmsService:
         except Exception:
             log.exception("sms: background work failed")
             return None
-
-    @contextlib.asynccontextmanager
-    async def _thread_lock(self, thread_id: int) -> AsyncIterator[None]:
-        lock, users = self._locks.setdefault(thread_id, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                self._locks.pop(thread_id, None)
