@@ -1,6 +1,7 @@
 """The dashboard in Debian's chromium, driven by Playwright: sign in, filter and search,
 open a call, play its recording with the transcript following, seek by clicking a turn,
-and watch a live call's transcript grow while the call runs over the media websocket.
+and watch a live call's transcript grow while the call runs over the media websocket, on
+the live page and on the call's own page.
 
 Screenshots go to ./test-artifacts/dashboard/ (ignored by git; CI keeps them)."""
 
@@ -216,6 +217,50 @@ async def test_live_call_transcript_grows_while_the_call_runs(
     assert texts == [said[name].text for name in ("need", "budget", "goodbye")]
     assert counts == sorted(counts) and counts[-1] > counts[0]
     await shot(page, "07-live-ended")
+    await page.close()
+
+
+async def test_a_running_calls_page_follows_it_and_shows_it_whole_at_the_end(
+    browser: Browser, served: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served
+    await add_user(runtime.database, "desk@default.test", "staff", "default")
+    base = settings.public_base_url
+    page = await browser.new_page(viewport={"width": 1024, "height": 900})
+    await sign_in(page, base, "desk@default.test")
+
+    said = {u.id: u for u in load_script()}
+    script = [CallerTurn(said[name]) for name in ("need", "budget", "goodbye")]
+    call = asyncio.create_task(place_call(base, script, auth_token=TWILIO_TOKEN, hangup_wait_s=3.0))
+    for _ in range(500):
+        if runtime.live_calls:
+            break
+        await asyncio.sleep(0.01)
+    (call_sid,) = runtime.live_calls
+    assert await runtime.writes.flush(5.0)  # the call's row, so its page exists
+
+    await page.goto(f"{base}/calls/{call_sid}")
+    await expect(page.locator("#call-live")).to_have_text("live")
+    await expect(page.locator("#call-status")).to_have_text("in-progress")
+    lines = page.locator("#timeline .turn")
+    await expect(lines).not_to_have_count(0, timeout=15_000)
+    before = await lines.count()
+    await page.wait_for_function(
+        f"() => document.querySelectorAll('#timeline .turn').length > {before}", timeout=20_000
+    )
+    assert not call.done()  # it grew while the call ran
+    await shot(page, "08-call-live")
+
+    result = await asyncio.wait_for(call, 60)
+    assert result.error is None, result.error
+    # Reloaded once the call ended: the stored call, not the live one.
+    await expect(page.locator("#call-live")).to_have_count(0, timeout=10_000)
+    await expect(page.locator("#call-status")).to_have_text("completed")
+    texts = await page.locator("#timeline .turn.caller .text").all_inner_texts()
+    assert texts == [said[name].text for name in ("need", "budget", "goodbye")]
+    stamps = await page.locator("#timeline .turn .stamp").all_inner_texts()
+    assert stamps[0] == "0:00" and len(stamps) == await lines.count()
+    await shot(page, "09-call-ended")
     await page.close()
 
 

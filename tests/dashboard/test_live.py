@@ -32,8 +32,13 @@ async def _users(runtime: Runtime) -> None:
     await add_user(runtime.database, "staff@acme.test", "staff", "acme")
 
 
-async def _watch(client: httpx.AsyncClient, events: list[dict[str, Any]], opened: asyncio.Event):
-    async with client.stream("GET", "/api/live/events") as response:
+async def _watch(
+    client: httpx.AsyncClient,
+    events: list[dict[str, Any]],
+    opened: asyncio.Event,
+    params: dict[str, str] | None = None,
+) -> None:
+    async with client.stream("GET", "/api/live/events", params=params) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         opened.set()
@@ -109,3 +114,39 @@ async def test_live_events_cross_workers_through_redis(
         for runtime in (runtime_a, runtime_b):
             await runtime.bus.wait_subscribed()  # type: ignore[union-attr]
         _check(*await _call_watched(worker_a, worker_b))
+
+
+async def test_a_calls_page_stream_carries_that_call_only(
+    cascade_settings: Callable[..., Settings],
+) -> None:
+    settings = cascade_settings()
+    call_sid, elsewhere = "CA" + "1" * 32, "CA" + "2" * 32
+    async with (
+        running_server(settings) as runtime,
+        httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http,
+    ):
+        await _users(runtime)
+        assert (await login(http, "staff@default.test")).status_code == 303
+        this_one: list[dict[str, Any]] = []
+        another: list[dict[str, Any]] = []
+        opened = [asyncio.Event(), asyncio.Event()]
+        watchers = [
+            asyncio.create_task(_watch(http, this_one, opened[0], {"call_sid": call_sid})),
+            asyncio.create_task(_watch(http, another, opened[1], {"call_sid": elsewhere})),
+        ]
+        for event in opened:
+            await asyncio.wait_for(event.wait(), 10)
+        result = await place_call(
+            settings.public_base_url,
+            script(),
+            auth_token=TWILIO_TOKEN,
+            hangup_wait_s=3,
+            call_sid=call_sid,
+        )
+        await asyncio.wait_for(watchers[0], 15)
+        watchers[1].cancel()
+        await asyncio.gather(watchers[1], return_exceptions=True)
+    assert result.error is None, result.error
+    assert {e["call_sid"] for e in this_one} == {call_sid}
+    assert [this_one[0]["type"], this_one[-1]["type"]] == ["call_started", "call_ended"]
+    assert another == []

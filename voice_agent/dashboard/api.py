@@ -131,11 +131,13 @@ async def recording(request: Request, viewer: Viewer) -> Response:
 
 @signed_in(api=True)
 async def live_events(request: Request, viewer: Viewer) -> Response:
-    """Server-sent events: every call event of the viewer's scope, as it happens."""
+    """Server-sent events: every call event of the viewer's scope, as it happens; with
+    ``?call_sid=``, one call's only (its page)."""
     bus = dashboard_of(request).bus
     if bus is None:
         return JSONResponse({"error": "live events are not available"}, status_code=503)
     scope = viewer.scope
+    only = request.query_params.get("call_sid") or None
 
     async def stream() -> AsyncIterator[bytes]:
         with bus.subscribe() as events:
@@ -148,6 +150,8 @@ async def live_events(request: Request, viewer: Viewer) -> Response:
                     yield b": heartbeat\n\n"  # keeps proxies from closing an idle stream
                     continue
                 if scope is not None and event.get("tenant") != scope:
+                    continue
+                if only is not None and event.get("call_sid") != only:
                     continue
                 yield b"data: " + orjson.dumps(event) + b"\n\n"
 

@@ -1,5 +1,6 @@
 // Live calls: server-sent events from /api/live/events (fed by the bus, so calls on any
 // worker show up). Text is set with textContent only: transcripts are caller-supplied.
+// Needs turns.js.
 (function () {
   "use strict";
   const grid = document.getElementById("live-calls");
@@ -38,23 +39,7 @@
   }
 
   function turn(e) {
-    const list = card(e.call_sid).querySelector("ol");
-    // The same seq again replaces the turn (a barge-in trims it to what was heard).
-    let li = list.querySelector(`li[data-seq="${e.seq}"]`);
-    if (!li) {
-      li = document.createElement("li");
-      li.dataset.seq = e.seq;
-      const who = document.createElement("span");
-      who.className = "who";
-      const text = document.createElement("span");
-      text.className = "text";
-      li.append(who, document.createTextNode(" "), text);
-      const later = Array.from(list.children).find((x) => Number(x.dataset.seq) > e.seq);
-      list.insertBefore(li, later || null);
-    }
-    li.className = `turn ${e.role}` + (e.interrupted ? " interrupted" : "");
-    li.querySelector(".who").textContent = e.role === "caller" ? "Caller" : e.role === "agent" ? "Agent" : "Event";
-    li.querySelector(".text").textContent = e.text;
+    window.liveTurns.upsert(card(e.call_sid).querySelector("ol"), e);
   }
 
   function ended(e) {
