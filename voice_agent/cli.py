@@ -152,6 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from voice_agent.storage.migrate import upgrade
     from voice_agent.telephony.direct_frames import DirectFramesProtocol
+    from voice_agent.telephony.http_protocol import HttpProtocol
 
     asyncio.run(upgrade(settings.database_url))  # once, before the workers start
     uvicorn.run(
@@ -161,7 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,
         ws=DirectFramesProtocol,
         log_level=args.log_level,
         ws_per_message_deflate=False,

@@ -22,6 +22,7 @@ from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings, load_settings
 from voice_agent.storage.records import StoredCall
 from voice_agent.telephony.direct_frames import DirectFramesProtocol
+from voice_agent.telephony.http_protocol import HttpProtocol
 
 #: The demo caller: answers the receptionist, cuts in once, asks a question, says goodbye.
 DEMO_SCRIPT: tuple[tuple[str, float | None], ...] = (
@@ -57,7 +58,7 @@ async def running_server(settings: Settings, **app_options: object) -> AsyncIter
         port=port,
         log_level="warning",
         ws=DirectFramesProtocol,
-        http="httptools",
+        http=HttpProtocol,
         lifespan="on",
         ws_per_message_deflate=False,
     )

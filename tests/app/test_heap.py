@@ -36,14 +36,6 @@ class _Node:
         self.me = self
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _frozen_cycle(keeper: HeapKeeper) -> weakref.ref[_Node]:
     """A cycle that was alive when `keeper` froze survivors, and is garbage now."""
     node = _Node()
@@ -83,14 +75,21 @@ def test_a_frozen_cycle_is_collected_once_no_call_is_up() -> None:
     assert keeper.reclaims == 1
 
 
-def test_a_frozen_cycle_waits_at_most_the_reclaim_interval_under_load() -> None:
-    clock = _Clock()
-    keeper = HeapKeeper(lambda: 200, reclaim_every_s=600.0, clock=clock)
+def test_under_load_frozen_cycles_wait_until_the_frozen_objects_have_grown() -> None:
+    frozen = [10_000]
+    keeper = HeapKeeper(lambda: 200, reclaim_growth=5_000, frozen=lambda: frozen[0])
     ref = _frozen_cycle(keeper)
-    clock.now += 599.0
+    frozen[0] = 14_999
     keeper.tick()
-    assert ref() is not None
-    clock.now += 1.0
+    assert ref() is not None and keeper.reclaims == 0
+    frozen[0] = 15_000
     keeper.tick()
     assert ref() is None
     assert keeper.reclaims == 1
+    # The count after the pass is the new baseline: no pass again until it grows as much.
+    keeper.tick()
+    keeper.tick()
+    assert keeper.reclaims == 1
+    frozen[0] = 20_000
+    keeper.tick()
+    assert keeper.reclaims == 2

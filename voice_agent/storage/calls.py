@@ -283,10 +283,15 @@ class CallRepository:
 
     @staticmethod
     async def _call_ids(conn: AsyncConnection, sids: set[str]) -> dict[str, int]:
-        result = await conn.execute(
-            select(calls.c.call_sid, calls.c.id).where(calls.c.call_sid.in_(sids))
-        )
+        result = await conn.execute(_CALL_IDS, {"sids": list(sids)})
         return {sid: call_id for sid, call_id in result}
+
+
+# Built once, like the upserts below: `in_(values)` per batch made its bound parameters in
+# reference cycles, left to the full collections.
+_CALL_IDS = select(calls.c.call_sid, calls.c.id).where(
+    calls.c.call_sid.in_(bindparam("sids", expanding=True))
+)
 
 
 # The batch writes' upserts are built once per dialect: building one makes its `excluded`
