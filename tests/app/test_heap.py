@@ -75,21 +75,42 @@ def test_a_frozen_cycle_is_collected_once_no_call_is_up() -> None:
     assert keeper.reclaims == 1
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_under_load_frozen_cycles_wait_until_the_frozen_objects_have_grown() -> None:
-    frozen = [10_000]
-    keeper = HeapKeeper(lambda: 200, reclaim_growth=5_000, frozen=lambda: frozen[0])
+    frozen, clock, counted = [10_000], _Clock(), [0]
+
+    def count() -> int:
+        counted[0] += 1
+        return frozen[0]
+
+    keeper = HeapKeeper(
+        lambda: 200, reclaim_growth=5_000, check_every_s=60.0, frozen=count, clock=clock
+    )
     ref = _frozen_cycle(keeper)
-    frozen[0] = 14_999
-    keeper.tick()
-    assert ref() is not None and keeper.reclaims == 0
     frozen[0] = 15_000
+    keeper.tick()
+    # Grown enough, but the count (a walk over every frozen object) is read once a minute.
+    assert ref() is not None and keeper.reclaims == 0 and counted[0] == 1
+    clock.now += 60.0
     keeper.tick()
     assert ref() is None
     assert keeper.reclaims == 1
     # The count after the pass is the new baseline: no pass again until it grows as much.
+    clock.now += 60.0
     keeper.tick()
+    assert keeper.reclaims == 1
+    frozen[0] = 19_999
+    clock.now += 60.0
     keeper.tick()
     assert keeper.reclaims == 1
     frozen[0] = 20_000
+    clock.now += 60.0
     keeper.tick()
     assert keeper.reclaims == 2
