@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
-from loadtest.caller import CallerTurn, place_call
+from loadtest.caller import CallerTurn, CallResult, place_call
 from loadtest.fixtures import load_script
 from tests.conftest import TWILIO_TOKEN
 from tests.dashboard.conftest import ACME_CALL, ACME_STAFF, GLOBEX_CALL, seed
@@ -181,21 +181,42 @@ async def test_review_a_call_with_the_recording_in_sync(
     await page.close()
 
 
+DESK = "desk@default.test"
+SAID = ("need", "budget", "goodbye")
+
+
+async def desk_page(browser: Browser, settings: Settings, runtime: Runtime, height: int) -> Page:
+    """A signed-in page of a default-tenant staff member."""
+    await add_user(runtime.database, DESK, "staff", "default")
+    page = await browser.new_page(viewport={"width": 1024, "height": height})
+    await sign_in(page, settings.public_base_url, DESK)
+    return page
+
+
+def start_call(settings: Settings) -> asyncio.Task[CallResult]:
+    """A three-turn call placed in the background; its caller's lines are `said_texts()`."""
+    said = {u.id: u for u in load_script()}
+    script = [CallerTurn(said[name]) for name in SAID]
+    return asyncio.create_task(
+        place_call(settings.public_base_url, script, auth_token=TWILIO_TOKEN, hangup_wait_s=3.0)
+    )
+
+
+def said_texts() -> list[str]:
+    said = {u.id: u.text for u in load_script()}
+    return [said[name] for name in SAID]
+
+
 async def test_live_call_transcript_grows_while_the_call_runs(
     browser: Browser, served: tuple[Settings, Runtime]
 ) -> None:
     settings, runtime = served
-    await add_user(runtime.database, "desk@default.test", "staff", "default")
-    base = settings.public_base_url
-    page = await browser.new_page(viewport={"width": 1024, "height": 800})
-    await sign_in(page, base, "desk@default.test")
-    await page.goto(base + "/live")
+    page = await desk_page(browser, settings, runtime, height=800)
+    await page.goto(settings.public_base_url + "/live")
     await expect(page.locator("#live-state")).to_have_text("live")
     await shot(page, "05-live-empty")
 
-    said = {u.id: u for u in load_script()}
-    script = [CallerTurn(said[name]) for name in ("need", "budget", "goodbye")]
-    call = asyncio.create_task(place_call(base, script, auth_token=TWILIO_TOKEN, hangup_wait_s=3.0))
+    call = start_call(settings)
     card = page.locator("article.live-call")
     lines = card.locator("ol .turn")
     await expect(card).to_have_count(1, timeout=15_000)
@@ -214,7 +235,7 @@ async def test_live_call_transcript_grows_while_the_call_runs(
     assert result.error is None, result.error
     await expect(card).to_have_class("card live-call ended", timeout=10_000)
     texts = await card.locator("ol .turn.caller .text").all_inner_texts()
-    assert texts == [said[name].text for name in ("need", "budget", "goodbye")]
+    assert texts == said_texts()
     assert counts == sorted(counts) and counts[-1] > counts[0]
     await shot(page, "07-live-ended")
     await page.close()
@@ -224,14 +245,8 @@ async def test_a_running_calls_page_follows_it_and_shows_it_whole_at_the_end(
     browser: Browser, served: tuple[Settings, Runtime]
 ) -> None:
     settings, runtime = served
-    await add_user(runtime.database, "desk@default.test", "staff", "default")
-    base = settings.public_base_url
-    page = await browser.new_page(viewport={"width": 1024, "height": 900})
-    await sign_in(page, base, "desk@default.test")
-
-    said = {u.id: u for u in load_script()}
-    script = [CallerTurn(said[name]) for name in ("need", "budget", "goodbye")]
-    call = asyncio.create_task(place_call(base, script, auth_token=TWILIO_TOKEN, hangup_wait_s=3.0))
+    page = await desk_page(browser, settings, runtime, height=900)
+    call = start_call(settings)
     for _ in range(500):
         if runtime.live_calls:
             break
@@ -239,7 +254,7 @@ async def test_a_running_calls_page_follows_it_and_shows_it_whole_at_the_end(
     (call_sid,) = runtime.live_calls
     assert await runtime.writes.flush(5.0)  # the call's row, so its page exists
 
-    await page.goto(f"{base}/calls/{call_sid}")
+    await page.goto(f"{settings.public_base_url}/calls/{call_sid}")
     await expect(page.locator("#call-live")).to_have_text("live")
     await expect(page.locator("#call-status")).to_have_text("in-progress")
     lines = page.locator("#timeline .turn")
@@ -257,7 +272,7 @@ async def test_a_running_calls_page_follows_it_and_shows_it_whole_at_the_end(
     await expect(page.locator("#call-live")).to_have_count(0, timeout=10_000)
     await expect(page.locator("#call-status")).to_have_text("completed")
     texts = await page.locator("#timeline .turn.caller .text").all_inner_texts()
-    assert texts == [said[name].text for name in ("need", "budget", "goodbye")]
+    assert texts == said_texts()
     stamps = await page.locator("#timeline .turn .stamp").all_inner_texts()
     assert stamps[0] == "0:00" and len(stamps) == await lines.count()
     await shot(page, "09-call-ended")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,12 @@ async def _two_tenants(repo: TenantRepository) -> None:
     await repo.save(Tenant("bolt", "Bolt", "receptionist", "lead_qualifier"))
     await repo.add_number("acme", ACME)
     await repo.add_number("bolt", BOLT, agent="lead_qualifier")
+
+
+def on_postgres(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Only PostgreSQL can be cut or stalled (through the proxy) under a live connection."""
+    test = pytest.mark.postgres(test)
+    return pytest.mark.parametrize("database_url", ["postgres"], indirect=True)(test)
 
 
 def _slug(routing: Routing) -> str | None:
@@ -50,8 +57,7 @@ async def test_lookup_reads_route_and_whether_any_number_is_owned(db: Database) 
     assert _slug(await router.resolve(UNOWNED)) == "acme"
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.postgres
+@on_postgres
 async def test_a_database_outage_routes_by_the_last_reading(
     database_url: str, pg_proxy: TcpProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -75,8 +81,7 @@ async def test_a_database_outage_routes_by_the_last_reading(
         assert (_slug(bolt), bolt.stale) == ("bolt", False)
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.postgres
+@on_postgres
 async def test_a_stalled_database_is_given_up_on_after_the_limit(
     database_url: str, pg_proxy: TcpProxy
 ) -> None:
@@ -97,8 +102,7 @@ async def test_a_stalled_database_is_given_up_on_after_the_limit(
         pg_proxy.resume()
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.postgres
+@on_postgres
 async def test_an_install_without_numbers_keeps_answering_through_an_outage(
     database_url: str, pg_proxy: TcpProxy
 ) -> None:
@@ -110,8 +114,7 @@ async def test_an_install_without_numbers_keeps_answering_through_an_outage(
         assert await router.resolve(BOLT) == Routing(None, any_numbers=False, stale=True)
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.postgres
+@on_postgres
 async def test_a_router_that_never_read_refuses_during_an_outage(
     database_url: str, pg_proxy: TcpProxy
 ) -> None:
