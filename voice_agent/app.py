@@ -92,6 +92,7 @@ def create_app(
         app.state.dashboard = Dashboard.create(
             settings, runtime.database, runtime.tenants, runtime.agents, runtime.bus, runtime.redis
         )
+        app.state.dashboard.billing = runtime.billing
         log.info(
             "ready: pipeline %s, agents %s, database %s",
             runtime.pipeline.name,

@@ -17,7 +17,13 @@ from datetime import datetime
 
 from media.recording import BLOCK, RATE, CallRecording
 from prompts import AgentDefinition
-from voice_agent.conversation.ports import CallEndedEvent, CallInfo, SessionSink, TurnEvent
+from voice_agent.conversation.ports import (
+    CallEndedEvent,
+    CallInfo,
+    SessionSink,
+    TurnEvent,
+    UsageEvent,
+)
 from voice_agent.recordings import RecordingFile, RecordingStore
 from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.warm_transfer import WarmTransfer
@@ -247,3 +253,6 @@ class CallTap:
 
     def provider_error(self, call: CallInfo, stage: str) -> None:
         self._sink.provider_error(call, stage)
+
+    def usage(self, call: CallInfo, usage: UsageEvent) -> None:
+        self._sink.usage(call, usage)

@@ -171,6 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _transcript(call_sid: str, as_json: bool) -> int:
+    from voice_agent.billing.service import Billing, twilio_usd
     from voice_agent.storage.calls import CallRepository
     from voice_agent.storage.database import Database
     from voice_agent.storage.migrate import upgrade
@@ -180,14 +181,22 @@ async def _transcript(call_sid: str, as_json: bool) -> int:
     await upgrade(settings.database_url)
     database = await Database.connect(settings.database_url)
     try:
-        call = await CallRepository(database).get_call(call_sid)
+        repository = CallRepository(database)
+        call = await repository.get_call(call_sid)
+        if call is not None and as_json:
+            facts = await repository.call_facts(call_sid) or {}
+            twilio = twilio_usd(facts.get("price"), facts.get("price_unit"))
+            record = transcript_dict(call)
+            record.update(
+                await Billing(database, settings).costs.call_record(call_sid, call.tenant, twilio)
+            )
     finally:
         await database.dispose()
     if call is None:
         print(f"voice-agent: no call {call_sid}", file=sys.stderr)
         return 1
     if as_json:
-        sys.stdout.write(orjson.dumps(transcript_dict(call)).decode() + "\n")
+        sys.stdout.write(orjson.dumps(record).decode() + "\n")
     else:
         sys.stdout.write(transcript_text(call) + "\n")
     return 0

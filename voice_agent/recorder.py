@@ -4,25 +4,39 @@ queue and the bus both take what they are given synchronously."""
 
 from __future__ import annotations
 
+import itertools
 import logging
-from datetime import datetime
+import secrets
+from datetime import UTC, datetime
 
 from voice_agent.bus import Bus
-from voice_agent.conversation.ports import CallEndedEvent, CallInfo, TurnEvent
+from voice_agent.conversation.ports import CallEndedEvent, CallInfo, TurnEvent, UsageEvent
 from voice_agent.metrics import Metrics
-from voice_agent.storage.records import CallEnded, CallStarted, TurnRecord
+from voice_agent.storage.records import CallEnded, CallStarted, TurnRecord, UsageRecord
 from voice_agent.storage.write_queue import WriteQueue
 
 log = logging.getLogger(__name__)
 
 _FAILED_REASONS = frozenset({"error"})
+#: Usage row keys: unique across processes (a call resumed by another worker goes on
+#: counting there) without a random draw per row.
+_PROCESS = secrets.token_hex(4)
 
 
 class CallRecorder:
-    def __init__(self, queue: WriteQueue, metrics: Metrics, bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        queue: WriteQueue,
+        metrics: Metrics,
+        bus: Bus | None = None,
+        *,
+        metering: bool = True,
+    ) -> None:
         self._queue = queue
         self._metrics = metrics
         self._bus = bus
+        self._metering = metering
+        self._usage_ids = itertools.count(1)
 
     def call_started(self, call: CallInfo, at: datetime) -> None:
         self._metrics.active_calls.inc()
@@ -125,3 +139,18 @@ class CallRecorder:
 
     def provider_error(self, call: CallInfo, stage: str) -> None:
         self._metrics.provider_errors.labels(stage).inc()
+
+    def usage(self, call: CallInfo, usage: UsageEvent) -> None:
+        if not self._metering:
+            return
+        self._queue.put(
+            UsageRecord(
+                key=f"{call.call_sid}:{_PROCESS}:{next(self._usage_ids)}",
+                tenant=call.tenant,
+                call_sid=call.call_sid,
+                meter=usage.meter,
+                quantity=usage.quantity,
+                model=usage.model,
+                at=datetime.now(UTC),
+            )
+        )

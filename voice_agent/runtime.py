@@ -9,6 +9,7 @@ import orjson
 
 from prompts import AgentDefinition
 from prompts.loader import load_agents
+from voice_agent.billing.service import Billing
 from voice_agent.bus import Bus, build_bus
 from voice_agent.call_tap import CallTap
 from voice_agent.clock import Clock, utc_now
@@ -80,6 +81,8 @@ class Runtime:
     #: Calls whose media stream is open in this process, by CallSid.
     live_calls: dict[str, CallTap] = field(default_factory=dict)
     bus: Bus | None = None  # live call events (dashboard); Redis pub/sub when REDIS_URL
+    #: Usage, cost, Stripe and suspension (#14).
+    billing: Billing | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -212,7 +215,7 @@ async def build_runtime(
         signature=signature,
         rest=rest,
         metrics=metrics,
-        recorder=CallRecorder(writes, metrics, bus),
+        recorder=CallRecorder(writes, metrics, bus, metering=settings.metering_enabled),
         tenants=tenants,
         opt_outs=OptOutRepository(database),
         scheduled_calls=ScheduledCallRepository(database),
@@ -235,6 +238,7 @@ async def build_runtime(
             rest, tokens, settings.public_base_url, settings.transfer_ring_s
         )
     await runtime.tenants.ensure(default_tenant(settings, agents))
+    runtime.billing = Billing(database, settings)
     runtime.sms = _sms_service(runtime)
     runtime.session_sink = TeeSink(runtime.recorder, FollowUpSink(runtime.sms))
     await runtime.warm_greetings()

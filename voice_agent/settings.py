@@ -79,6 +79,30 @@ class Settings(BaseSettings):
     #: First wait before asking Twilio for a finished call's price (doubles, 3 tries).
     price_fetch_delay_s: float = Field(default=60.0, gt=0)
 
+    # Usage metering, cost and billing (#14). Prices in USD, defaults and the date they
+    # were read in the README's price table.
+    #: Off only to measure what metering costs the call path (loadtest comparisons).
+    metering_enabled: bool = True
+    price_call_minute_usd: float = Field(default=0.0085, ge=0)  # inbound, per minute
+    price_call_outbound_minute_usd: float = Field(default=0.014, ge=0)
+    price_media_stream_minute_usd: float = Field(default=0.004, ge=0)
+    price_stt_minute_usd: float = Field(default=0.006, ge=0)
+    price_llm_input_per_1k_usd: float = Field(default=0.0025, ge=0)
+    price_llm_output_per_1k_usd: float = Field(default=0.01, ge=0)
+    price_tts_per_1k_chars_usd: float = Field(default=0.015, ge=0)
+    price_sms_segment_usd: float = Field(default=0.0079, ge=0)
+    price_realtime_audio_input_per_1k_usd: float = Field(default=0.04, ge=0)
+    price_realtime_audio_output_per_1k_usd: float = Field(default=0.08, ge=0)
+    price_realtime_text_input_per_1k_usd: float = Field(default=0.005, ge=0)
+    price_realtime_text_output_per_1k_usd: float = Field(default=0.02, ge=0)
+    stripe_api_base_url: str | None = None
+    #: The Billing Meter's event_name; its value is the tenant's price in millionths of USD.
+    stripe_meter_event_name: str = "voice_agent_usage"
+    #: Meter events sent at once (one request each, concurrently) per outbox batch.
+    stripe_batch_size: int = Field(default=50, ge=1, le=500)
+    #: Share of the monthly spend cap at which the dashboard warns.
+    spend_cap_warning: float = Field(default=0.8, gt=0, lt=1)
+
     @field_validator("public_base_url")
     @classmethod
     def _origin(cls, value: str) -> str:

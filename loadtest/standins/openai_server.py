@@ -219,6 +219,8 @@ class StandinOpenAI:
         self.transcriber: Transcriber = transcriber or self._next_scripted
         self.responder: Responder = responder or default_responder
         self.requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
+        #: The usage objects streamed to clients that read them, for metering tests.
+        self.usage_sent: deque[dict[str, Any]] = deque(maxlen=max_recorded)
         # Any size, odd ones included: clients must cope with samples split across chunks.
         self.speech_chunk_bytes = speech_chunk_bytes
         #: Requests answered, per endpoint (failures included).
@@ -427,7 +429,7 @@ class StandinOpenAI:
             options = body.get("stream_options") or {}
             return StreamingResponse(
                 self._chat_events(
-                    reply, model, messages, bool(options.get("include_usage")), stall
+                    reply, model, messages, tools, bool(options.get("include_usage")), stall
                 ),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache"},
@@ -440,11 +442,12 @@ class StandinOpenAI:
             / 1000
         )
         return Response(
-            orjson.dumps(self._completion(reply, model, messages)), media_type="application/json"
+            orjson.dumps(self._completion(reply, model, messages, tools)),
+            media_type="application/json",
         )
 
     def _completion(
-        self, reply: Reply, model: str, messages: list[dict[str, Any]]
+        self, reply: Reply, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
     ) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
@@ -474,7 +477,7 @@ class StandinOpenAI:
                     "finish_reason": "tool_calls" if reply.tool_calls else "stop",
                 }
             ],
-            "usage": _usage(messages, reply),
+            "usage": _usage(messages, reply, tools),
         }
 
     async def _chat_events(
@@ -482,6 +485,7 @@ class StandinOpenAI:
         reply: Reply,
         model: str,
         messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
         include_usage: bool,
         stall_s: float,
     ) -> AsyncIterator[bytes]:
@@ -497,7 +501,7 @@ class StandinOpenAI:
             }
         )[:-1]
 
-        def event(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
+        def event(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
             tail = orjson.dumps({"choices": choices, "usage": usage})
             return b"data: " + head + b"," + tail[1:] + b"\n\n"
 
@@ -540,7 +544,9 @@ class StandinOpenAI:
                 await self._pause(stall_s)
         yield event(delta({}, "tool_calls" if reply.tool_calls else "stop"))
         if include_usage:
-            yield event([], _usage(messages, reply))
+            usage = _usage(messages, reply, tools)
+            yield event([], usage)
+            self.usage_sent.append(usage)
         yield b"data: [DONE]\n\n"
 
     # --- POST /v1/audio/speech ---
@@ -612,12 +618,42 @@ def _call_header(index: int, name: str) -> dict[str, Any]:
     }
 
 
-def _usage(messages: list[dict[str, Any]], reply: Reply) -> dict[str, int]:
-    # Word counts stand in for tokens: enough for usage accounting tests.
-    prompt = sum(len(message_text(m).split()) + 4 for m in messages)
-    completion = len(tokenize(reply.text)) + 10 * len(reply.tool_calls)
+#: Chat framing per message and for priming the reply, as OpenAI's token-counting guide
+#: gives them for the gpt-4 family.
+_TOKENS_PER_MESSAGE = 3
+_REPLY_PRIMING_TOKENS = 3
+
+
+def _text_tokens(text: str) -> int:
+    # About four characters of English per token (OpenAI's rule of thumb), at least one.
+    return max(1, -(-len(text) // 4)) if text else 0
+
+
+def _usage(
+    messages: list[dict[str, Any]], reply: Reply, tools: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The usage object as the API reports it: the prompt (messages, their framing and the
+    tool definitions) and the completion (each streamed text token, each tool call's name
+    and arguments), with the detail objects real responses carry."""
+    prompt = _REPLY_PRIMING_TOKENS + sum(
+        _TOKENS_PER_MESSAGE + _text_tokens(str(m.get("role", ""))) + _text_tokens(message_text(m))
+        for m in messages
+    )
+    if tools:
+        prompt += _text_tokens(orjson.dumps(tools).decode())
+    completion = len(tokenize(reply.text)) if reply.text else 0
+    for call in reply.tool_calls:
+        completion += _TOKENS_PER_MESSAGE + _text_tokens(call.name)
+        completion += _text_tokens(call.arguments_json())
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }

@@ -80,6 +80,27 @@ class CallEndedEvent:
     clear_ms: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """Something a provider measured that costs money, counted where it happened."""
+
+    meter: str  # one of METERS below
+    quantity: float
+    model: str = ""
+
+
+METERS = (
+    "stt_seconds",
+    "llm_input_tokens",
+    "llm_output_tokens",
+    "tts_characters",
+    "realtime_audio_input_tokens",
+    "realtime_audio_output_tokens",
+    "realtime_text_input_tokens",
+    "realtime_text_output_tokens",
+)
+
+
 class SessionSink(Protocol):
     """Receives what happened on a call. Must not block: it is called on the audio path."""
 
@@ -94,3 +115,5 @@ class SessionSink(Protocol):
     def barge_in(self, call: CallInfo, clear_ms: float) -> None: ...
 
     def provider_error(self, call: CallInfo, stage: str) -> None: ...
+
+    def usage(self, call: CallInfo, usage: UsageEvent) -> None: ...

@@ -24,10 +24,18 @@ from voice_agent.conversation.ports import (
     SessionSink,
     TurnEvent,
     TurnLatency,
+    UsageEvent,
 )
 from voice_agent.conversation.sentences import SentenceSplitter
 from voice_agent.conversation.speaker import Speaker
-from voice_agent.providers.base import ChatMessage, Pipeline, ProviderError, TextDelta, ToolCall
+from voice_agent.providers.base import (
+    ChatMessage,
+    Pipeline,
+    ProviderError,
+    TextDelta,
+    TokenUsage,
+    ToolCall,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +124,9 @@ class CallSession:
         self._clear_ms: list[float] = []
         self._ended = False
         self._end_reason: str | None = None
+        # The names usage is priced under; a provider without one is metered unnamed.
+        self._stt_model: str = getattr(pipeline.stt, "usage_model", "")
+        self._tts_model: str = getattr(pipeline.tts, "usage_model", "")
 
     # --- state ---------------------------------------------------------------------------
 
@@ -263,9 +274,12 @@ class CallSession:
 
     async def _respond_to_speech(self, speech: CallerSpeech) -> None:
         stt_started = time.perf_counter()
+        # Billed by the audio sent, whatever came back (a cancelled request was sent too).
+        audio_s = len(speech.pcm16) / 8000.0
         try:
             transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
         except asyncio.CancelledError:
+            self._usage("stt_seconds", audio_s, self._stt_model)
             self._unheard.append(speech.pcm16)
             raise
         except ProviderError as exc:
@@ -273,6 +287,7 @@ class CallSession:
             await self._say(APOLOGY)
             return
         stt_ms = (time.perf_counter() - stt_started) * 1000.0
+        self._usage("stt_seconds", audio_s, self._stt_model)
         text = transcript.text.strip()
         if not any(ch.isalnum() for ch in text):
             return  # a noise the VAD took for speech: nothing to answer
@@ -313,8 +328,10 @@ class CallSession:
                             timing.first_token_ms = self._since(timing.llm_started)
                         for sentence in splitter.feed(event.text):
                             self._sentence_ready(sentences, sentence, timing)
-                    else:
+                    elif isinstance(event, ToolCall):
                         calls.append(event)
+                    else:
+                        self._tokens(event)
             rest = splitter.flush()
             if rest:
                 self._sentence_ready(sentences, rest, timing)
@@ -347,13 +364,18 @@ class CallSession:
 
     async def _speak(self, sentence: str, reply: SpokenReply, timing: _Timing) -> None:
         """Speak one sentence; a TTS failure skips it (the caller never heard it)."""
+        billed = True  # once asked for, even if the caller cuts it short
         try:
             first_byte_ms = await self._speaker.speak(
                 self._pipeline.tts, sentence, reply, self._agent.voice
             )
         except ProviderError as exc:
+            billed = False
             self._provider_failed(exc)
             return
+        finally:
+            if billed:
+                self._usage("tts_characters", len(sentence), self._tts_model)
         if timing.tts_first_byte_ms is None:
             timing.tts_first_byte_ms = first_byte_ms
 
@@ -407,6 +429,15 @@ class CallSession:
     @staticmethod
     def _since(started: float) -> float:
         return (time.perf_counter() - started) * 1000.0
+
+    def _usage(self, meter: str, quantity: float, model: str) -> None:
+        self._sink.usage(self.call, UsageEvent(meter, quantity, model))
+
+    def _tokens(self, usage: TokenUsage) -> None:
+        if usage.input_tokens:
+            self._usage("llm_input_tokens", usage.input_tokens, usage.model)
+        if usage.output_tokens:
+            self._usage("llm_output_tokens", usage.output_tokens, usage.model)
 
     def _provider_failed(self, exc: ProviderError) -> None:
         log.warning("call %s: %s", self.call.call_sid, exc)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from voice_agent.conversation.ports import CallEndedEvent, CallInfo, SessionSink, TurnEvent
+from voice_agent.conversation.ports import (
+    CallEndedEvent,
+    CallInfo,
+    SessionSink,
+    TurnEvent,
+    UsageEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +47,6 @@ class TeeSink:
 
     def provider_error(self, call: CallInfo, stage: str) -> None:
         self._each("provider_error", call, stage)
+
+    def usage(self, call: CallInfo, usage: UsageEvent) -> None:
+        self._each("usage", call, usage)

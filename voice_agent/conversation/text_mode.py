@@ -206,6 +206,6 @@ async def _collect(dialogue: Dialogue, history: list[ChatMessage]) -> tuple[str,
         async for event in events:
             if isinstance(event, TextDelta):
                 text.append(event.text)
-            else:
+            elif isinstance(event, ToolCall):
                 calls.append(event)
     return "".join(text), calls

@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
+from voice_agent.billing.service import Billing, twilio_usd
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.filters import parse_filter
 from voice_agent.dashboard.timeline import timeline
@@ -19,6 +20,14 @@ from voice_agent.storage.call_views import CallView
 from voice_agent.storage.transcript import transcript_dict, transcript_text
 
 HEARTBEAT_S = 15.0
+
+
+async def call_cost_record(billing: Billing | None, view: CallView) -> dict[str, Any]:
+    """The post-call record's "usage" and "cost_usd" (#14)."""
+    if billing is None:
+        return {}
+    twilio = twilio_usd(view.price, view.price_unit)
+    return await billing.costs.call_record(view.call.call_sid, view.call.tenant, twilio)
 
 
 def _json(data: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -84,7 +93,9 @@ async def api_call(request: Request, viewer: Viewer) -> Response:
     view = await dashboard_of(request).calls.get(request.path_params["call_sid"], viewer.scope)
     if view is None:
         return not_found(api=True)
-    return _json(_call_json(view))
+    data = _call_json(view)
+    data.update(await call_cost_record(dashboard_of(request).billing, view))
+    return _json(data)
 
 
 @signed_in()

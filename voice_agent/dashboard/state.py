@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from prompts import AgentDefinition
+from voice_agent.billing.service import Billing
 from voice_agent.bus import Bus
 from voice_agent.dashboard.ratelimit import LoginLimiter, MemoryLoginLimiter, RedisLoginLimiter
 from voice_agent.dashboard.sessions import SessionCodec, load_secret
@@ -70,6 +71,8 @@ class Dashboard:
     limiter: LoginLimiter
     secure_cookies: bool
     env: Environment
+    #: Cost, price and standing per call and tenant (#14); set once the runtime has it.
+    billing: Billing | None = None
 
     @classmethod
     def create(

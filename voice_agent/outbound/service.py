@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from prompts import AgentDefinition
+from voice_agent.billing.prices import CALL_SECONDS
 from voice_agent.call_tap import CallTap
 from voice_agent.clock import Clock
 from voice_agent.conversation.phrases import PhraseCache
@@ -18,7 +19,9 @@ from voice_agent.outbound.intake import IntakeLock
 from voice_agent.outbound.retries import RETRY_STATUSES, schedule_retry
 from voice_agent.storage.calls import FINAL_STATUSES, CallRepository
 from voice_agent.storage.leads import Lead, LeadRepository
+from voice_agent.storage.metering import UsageRepository
 from voice_agent.storage.opt_outs import OptOutRepository
+from voice_agent.storage.records import UsageRecord
 from voice_agent.storage.scheduled_calls import ScheduledCall, ScheduledCallRepository
 from voice_agent.storage.tenants import TenantRepository, UnknownTenant
 from voice_agent.telephony import twiml
@@ -75,6 +78,7 @@ class OutboundService:
         default_tenant: str = "default",
         live_calls: Mapping[str, CallTap] | None = None,
         phrases: PhraseCache | None = None,
+        usage: UsageRepository | None = None,
     ) -> None:
         self.dialer = dialer
         self._rest = rest
@@ -92,6 +96,7 @@ class OutboundService:
         self._default_tenant = default_tenant
         self._live_calls: Mapping[str, CallTap] = live_calls if live_calls is not None else {}
         self._phrases = phrases
+        self._usage = usage
         self._background: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
@@ -178,6 +183,19 @@ class OutboundService:
         )
         if progress.status not in FINAL_STATUSES:
             return
+        if self._usage is not None and progress.duration_s and tenant_slug:
+            # Twilio's own count of the call's seconds: the one it bills.
+            await self._usage.add(
+                UsageRecord(
+                    key=f"{progress.call_sid}:call_seconds",
+                    tenant=tenant_slug,
+                    call_sid=progress.call_sid,
+                    meter=CALL_SECONDS,
+                    quantity=progress.duration_s,
+                    model=f"twilio:{direction}",
+                    at=now,
+                )
+            )
         if progress.price is None and progress.status == "completed" and self._rest is not None:
             task = asyncio.create_task(self._fetch_price(progress.call_sid))
             self._background.add(task)

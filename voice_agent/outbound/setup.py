@@ -10,6 +10,7 @@ from voice_agent.outbound.pacing import RedisCpsGate
 from voice_agent.outbound.service import OutboundService
 from voice_agent.runtime import Runtime
 from voice_agent.storage.leads import LeadRepository
+from voice_agent.storage.metering import UsageRepository
 from webhooks.lead import LeadLimits
 from webhooks.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
@@ -63,6 +64,7 @@ def build_outbound(runtime: Runtime) -> OutboundService:
         default_tenant=settings.default_tenant,
         live_calls=runtime.live_calls,
         phrases=greetings.synthesiser,
+        usage=UsageRepository(runtime.database),
     )
 
 

@@ -65,7 +65,17 @@ class TextDelta:
     text: str
 
 
-DialogueEvent = TextDelta | ToolCall
+@dataclass(slots=True, frozen=True)
+class TokenUsage:
+    """The tokens one model response was billed for, as the provider reported them; the
+    last event of a response when the provider reports usage at all."""
+
+    input_tokens: int
+    output_tokens: int
+    model: str = ""
+
+
+DialogueEvent = TextDelta | ToolCall | TokenUsage
 
 
 @runtime_checkable

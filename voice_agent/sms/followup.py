@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from voice_agent.conversation.ports import CallEndedEvent, CallInfo, TurnEvent
+from voice_agent.conversation.ports import CallEndedEvent, CallInfo, TurnEvent, UsageEvent
 from voice_agent.sms.service import SmsService
 
 
@@ -36,4 +36,7 @@ class FollowUpSink:
         pass
 
     def provider_error(self, call: CallInfo, stage: str) -> None:
+        pass
+
+    def usage(self, call: CallInfo, usage: UsageEvent) -> None:
         pass

@@ -221,7 +221,7 @@ class SmsService:
         task = self._spawn(self._agent_reply(thread, tenant))
         await asyncio.wait({task}, timeout=self._within)
         if task.done():
-            return self._inline(task.result())
+            return await self._inline(task.result())
         # Twilio gives up on slow webhooks: answer now, text the reply when it is ready.
         self._spawn(self._deliver_late(thread, task))
         return None
@@ -261,11 +261,12 @@ class SmsService:
     ) -> InlineReply | None:
         if await self._rate_limited(thread):
             return None
-        return self._inline(await self.sender.prepare(thread, text, tenant.sms_max_segments))
+        return await self._inline(await self.sender.prepare(thread, text, tenant.sms_max_segments))
 
-    def _inline(self, message: SmsMessage | None) -> InlineReply | None:
+    async def _inline(self, message: SmsMessage | None) -> InlineReply | None:
         if message is None:
             return None
+        await self._repo.meter_outbound(message)  # Twilio sends what the TwiML holds
         return InlineReply(message.body, self.sender.status_callback(message.id))
 
     async def _rate_limited(self, thread: SmsThread) -> bool:

@@ -12,12 +12,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voice_agent.storage.database import Database
+from voice_agent.storage.metering import insert_usage
 from voice_agent.storage.records import (
     CallEnded,
     CallStarted,
     StoredCall,
     StoredTurn,
     TurnRecord,
+    UsageRecord,
     WriteRecord,
 )
 from voice_agent.storage.tables import LATENCY_COLUMNS, calls, turns
@@ -72,6 +74,7 @@ class CallRepository:
         started: list[dict[str, Any]] = []
         ended: list[dict[str, Any]] = []
         turn_rows: list[TurnRecord] = []
+        usage_rows: list[UsageRecord] = []
         # call_sid -> earliest time seen, for placeholder rows.
         referenced: dict[str, Any] = {}
         for record in records:
@@ -93,9 +96,11 @@ class CallRepository:
                     }
                 )
                 referenced.setdefault(record.call_sid, record.ended_at)
+            elif isinstance(record, UsageRecord):
+                usage_rows.append(record)
             else:
                 raise TypeError(f"not a storage record: {type(record).__name__}")
-        if not (started or ended or turn_rows):
+        if not (started or ended or turn_rows or usage_rows):
             return
 
         async with self._db.engine.begin() as conn:
@@ -142,6 +147,8 @@ class CallRepository:
                         for t in turn_rows
                     ],
                 )
+            if usage_rows:
+                await insert_usage(conn, usage_rows)
 
     async def get_call(self, call_sid: str, tenant: str | None = None) -> StoredCall | None:
         """The call with its turns in order, or None (also when it belongs to another tenant)."""

@@ -55,7 +55,21 @@ class CallEnded:
     end_reason: str | None  # "hangup" | "caller-stop" | "transfer" | "error" | …
 
 
-WriteRecord = CallStarted | TurnRecord | CallEnded
+@dataclass(slots=True, frozen=True)
+class UsageRecord:
+    """One measured quantity that costs money (#14). ``key`` makes writing it twice a no-op
+    and is the identifier Stripe deduplicates the meter event on."""
+
+    key: str
+    tenant: str
+    call_sid: str | None
+    meter: str
+    quantity: float
+    model: str
+    at: datetime
+
+
+WriteRecord = CallStarted | TurnRecord | CallEnded | UsageRecord
 
 
 @dataclass(slots=True)

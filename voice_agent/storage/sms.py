@@ -8,8 +8,11 @@ from typing import Any
 
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voice_agent.storage.database import Database
+from voice_agent.storage.metering import insert_usage
+from voice_agent.storage.records import UsageRecord
 from voice_agent.storage.tables import sms_messages, sms_threads
 
 #: Delivery states that later callbacks must not overwrite: Twilio's status callbacks can
@@ -172,6 +175,8 @@ class SmsRepository:
                     .where(sms_threads.c.id == thread_id)
                     .values(last_message_at=now)
                 )
+                if direction == "inbound":  # outbound ones once they go to Twilio
+                    await _meter(conn, thread_id, message_id, "sms_segments_in", segments, now)
         except IntegrityError:
             if message_sid is not None and await self.by_sid(message_sid) is not None:
                 raise DuplicateMessage(message_sid) from None
@@ -222,14 +227,29 @@ class SmsRepository:
         error_code: str | None = None,
     ) -> None:
         """Record what became of an outbound message we asked Twilio to send."""
-        values: dict[str, Any] = {"status": status, "updated_at": datetime.now(UTC)}
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {"status": status, "updated_at": now}
         if message_sid is not None:
             values["message_sid"] = message_sid
         if error_code is not None:
             values["error_code"] = error_code
         async with self._db.engine.begin() as conn:
-            await conn.execute(
-                update(sms_messages).where(sms_messages.c.id == message_id).values(values)
+            row = (
+                await conn.execute(
+                    update(sms_messages)
+                    .where(sms_messages.c.id == message_id)
+                    .values(values)
+                    .returning(sms_messages.c.thread_id, sms_messages.c.segments)
+                )
+            ).first()
+            if row is not None and status not in _NOT_SENT:
+                await _meter(conn, row.thread_id, message_id, "sms_segments_out", row.segments, now)
+
+    async def meter_outbound(self, message: SmsMessage) -> None:
+        """Count an outbound message's segments (a TwiML reply: Twilio sends it)."""
+        async with self._db.engine.begin() as conn:
+            await _meter(
+                conn, message.thread_id, message.id, "sms_segments_out", message.segments, None
             )
 
     async def attach_sid(self, message_id: int, message_sid: str) -> None:
@@ -273,3 +293,32 @@ class SmsRepository:
 
     async def outbound_in_last(self, thread_id: int, window: timedelta) -> int:
         return await self.outbound_since(thread_id, datetime.now(UTC) - window)
+
+
+#: Outbound statuses of messages Twilio never took, so never billed.
+_NOT_SENT = frozenset({"failed", "canceled"})
+
+
+async def _meter(
+    conn: AsyncConnection,
+    thread_id: int,
+    message_id: int,
+    meter: str,
+    segments: int,
+    at: datetime | None,
+) -> None:
+    """A message's usage row (#14), in the transaction that stores or sends it; its key is
+    the message, so counting it again changes nothing."""
+    tenant = (
+        await conn.execute(select(sms_threads.c.tenant).where(sms_threads.c.id == thread_id))
+    ).scalar_one()
+    record = UsageRecord(
+        key=f"sms:{message_id}",
+        tenant=tenant,
+        call_sid=None,
+        meter=meter,
+        quantity=segments,
+        model="twilio:sms",
+        at=at or datetime.now(UTC),
+    )
+    await insert_usage(conn, [record])

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -303,4 +304,52 @@ turns.append_constraint(
     Index("ix_turns_text_fts", TURNS_TEXT_TSVECTOR, postgresql_using="gin").ddl_if(
         dialect="postgresql"
     )
+)
+
+# --- Usage metering, cost and billing (#14, 0005c) ---
+
+# One row per thing measured that costs money: a caller turn's audio sent to STT, one LLM
+# response's tokens, one sentence's TTS characters, a call's seconds on the phone, an SMS's
+# segments. A call's and a month's totals are sums of these rows, nothing estimated after.
+usage = Table(
+    "usage",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Idempotency key: the write queue may write a row twice; Stripe sees it once.
+    Column("key", String(200), nullable=False, unique=True),
+    Column("tenant", String(64), nullable=False),
+    Column("call_sid", String(64), nullable=True),  # None for SMS
+    Column("meter", String(40), nullable=False),  # see voice_agent.billing.meters
+    # Thousandths of the meter's unit, so sums are exact integers on every backend.
+    Column("quantity_milli", BigInteger, nullable=False),
+    Column("model", String(64), nullable=False, server_default=""),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "tenant", "at"),
+    Index(None, "call_sid"),
+)
+
+# A tenant's billing state beside its row in tenants, so other features' tenant columns
+# and these never collide. No row: no Stripe customer, no markup, never suspended.
+tenant_billing = Table(
+    "tenant_billing",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("stripe_customer_id", String(64), nullable=True, unique=True),
+    Column("markup", Float, nullable=False, server_default="1.0"),  # price = cost * markup
+    Column("monthly_cap_usd", Float, nullable=True),  # None: no cap
+    Column("grace_days", Integer, nullable=False, server_default="7"),
+    # Set by the first unpaid invoice, cleared when one is paid.
+    Column("payment_failed_at", UTCDateTime, nullable=True),
+    Column("suspended_at", UTCDateTime, nullable=True),
+    Column("suspended_reason", String(64), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Stripe webhook events already handled, so a redelivered event changes nothing.
+stripe_events = Table(
+    "stripe_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
 )

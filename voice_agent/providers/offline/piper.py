@@ -22,6 +22,9 @@ class PiperTextToSpeech:
     """Synthesises in the inference pool and hands each sentence over as soon as it is
     ready, so the caller hears the first sentence while the next is being computed."""
 
+    #: Metered like a paid model, priced at nothing (the "offline:" prefix).
+    usage_model = "offline:piper"
+
     def __init__(
         self,
         executor: Executor,

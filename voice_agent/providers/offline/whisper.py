@@ -24,6 +24,9 @@ WHISPER_RATE = 16_000
 class WhisperSpeechToText:
     """Transcribes caller turns in the inference pool, never on the event loop."""
 
+    #: Metered like a paid model, priced at nothing (the "offline:" prefix).
+    usage_model = "offline:whisper-tiny.en"
+
     def __init__(
         self,
         executor: Executor,

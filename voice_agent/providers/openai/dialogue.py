@@ -12,7 +12,13 @@ import openai
 import orjson
 
 from prompts import AgentDefinition
-from voice_agent.providers.base import ChatMessage, DialogueEvent, TextDelta, ToolCall
+from voice_agent.providers.base import (
+    ChatMessage,
+    DialogueEvent,
+    TextDelta,
+    TokenUsage,
+    ToolCall,
+)
 from voice_agent.providers.openai.client import REQUEST_ERRORS, ClientStage, provider_error
 from voice_agent.providers.tools import tool_specs
 from voice_agent.providers.watchdog import StallWatchdog
@@ -163,6 +169,7 @@ class OpenAIDialogue:
             request["temperature"] = self._temperature
         calls = ToolCallAccumulator()
         self.usage.requests += 1
+        billed = (self.usage.prompt_tokens, self.usage.completion_tokens)
         try:
             # Bounds the time to the response headers, then to each network read after
             # it, so a server that answers and then says nothing is caught too.
@@ -192,6 +199,10 @@ class OpenAIDialogue:
             raise provider_error("llm", exc) from exc
         for call in calls.finish():
             yield call
+        input_tokens = self.usage.prompt_tokens - billed[0]
+        output_tokens = self.usage.completion_tokens - billed[1]
+        if input_tokens or output_tokens:
+            yield TokenUsage(input_tokens, output_tokens, self._model)
 
     def _chunk(
         self, chunk: dict[str, Any], calls: ToolCallAccumulator, request: object

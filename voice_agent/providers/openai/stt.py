@@ -37,6 +37,8 @@ class OpenAISpeechToText(ClientStage):
         self._client = client
         self._transcriptions = client.audio.transcriptions  # resolved at start-up
         self._model = model
+        #: The name this stage's usage is metered and priced under.
+        self.usage_model = model
         self._timeout = timeout
         self._language = language
 

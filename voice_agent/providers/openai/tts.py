@@ -48,6 +48,8 @@ class OpenAITextToSpeech(ClientStage):
         self._client = client
         self._speech = client.audio.speech.with_streaming_response
         self._model = model
+        #: The name this stage's usage is metered and priced under.
+        self.usage_model = model
         self._voice = voice
         self._timeout = timeout
 

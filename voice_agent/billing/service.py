@@ -1,0 +1,108 @@
+"""A tenant's standing with the platform: its cost and price, its cap, its suspension.
+
+Suspension changes a flag and nothing else: calls, texts, scheduled calls and usage rows
+all stay. The flows that serve a tenant ask ``standing`` before they act."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from voice_agent.billing.costs import Costs
+from voice_agent.billing.prices import PriceTable
+from voice_agent.settings import Settings
+from voice_agent.storage.billing import BillingRepository, TenantBilling
+from voice_agent.storage.database import Database
+from voice_agent.storage.metering import UsageRepository
+
+log = logging.getLogger(__name__)
+
+#: Called with (tenant, "tenant.suspended" | "tenant.restored", data) once the change is
+#: stored; the events package sends it on (see Billing.on_change).
+ChangeHook = Callable[[str, str, dict[str, Any]], Any]
+
+
+@dataclass(slots=True, frozen=True)
+class Standing:
+    suspended: bool
+    over_cap: bool
+    cap_share: float | None  # share of the monthly cap spent, None without a cap
+    warn: bool  # cap_share at or past the warning share
+
+    @property
+    def may_call_out(self) -> bool:
+        return not (self.suspended or self.over_cap)
+
+
+def twilio_usd(price: float | None, unit: str | None) -> float | None:
+    """Twilio's price for a call, when it gave one in dollars."""
+    if price is None or (unit or "USD").upper() != "USD":
+        return None
+    return price
+
+
+class Billing:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.accounts = BillingRepository(db)
+        self.usage = UsageRepository(db)
+        self.prices = PriceTable.from_settings(settings)
+        self.costs = Costs(self.usage, self.accounts, self.prices)
+        self._warning = settings.spend_cap_warning
+        self._hooks: list[ChangeHook] = []
+
+    def on_change(self, hook: ChangeHook) -> None:
+        self._hooks.append(hook)
+
+    async def standing(self, tenant: str) -> Standing:
+        account = await self.accounts.get(tenant)
+        share: float | None = None
+        if account.monthly_cap_usd is not None:
+            share = (await self.costs.month(tenant)).cap_share
+        return Standing(
+            suspended=account.suspended,
+            over_cap=share is not None and share >= 1.0,
+            cap_share=share,
+            warn=share is not None and share >= self._warning,
+        )
+
+    async def suspend(self, tenant: str, reason: str) -> TenantBilling:
+        """Suspend (once: suspending a suspended tenant changes nothing, emits nothing)."""
+        account = await self.accounts.get(tenant)
+        if account.suspended:
+            return account
+        now = datetime.now(UTC)
+        account = await self.accounts.update(tenant, suspended_at=now, suspended_reason=reason)
+        log.warning("tenant %s suspended: %s", tenant, reason)
+        await self._changed(
+            tenant, "tenant.suspended", {"reason": reason, "suspended_at": now.isoformat()}
+        )
+        return account
+
+    async def restore(self, tenant: str, reason: str) -> TenantBilling:
+        account = await self.accounts.get(tenant)
+        if not account.suspended:
+            if account.payment_failed_at is not None:
+                return await self.accounts.update(tenant, payment_failed_at=None)
+            return account
+        account = await self.accounts.update(
+            tenant, suspended_at=None, suspended_reason=None, payment_failed_at=None
+        )
+        log.warning("tenant %s restored: %s", tenant, reason)
+        await self._changed(
+            tenant,
+            "tenant.restored",
+            {"reason": reason, "restored_at": datetime.now(UTC).isoformat()},
+        )
+        return account
+
+    async def _changed(self, tenant: str, kind: str, data: dict[str, Any]) -> None:
+        for hook in self._hooks:
+            try:
+                result = hook(tenant, kind, data)
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception:
+                log.exception("billing change hook failed for %s %s", tenant, kind)
