@@ -24,6 +24,7 @@ from voice_agent.settings import Settings
 from voice_agent.telephony.media_socket import MediaStreamEndpoint
 from voice_agent.telephony.media_websocket import MediaSocketApp
 from webhooks.lead import lead
+from webhooks.stripe import stripe_webhook
 from webhooks.twilio_sms import sms, sms_status
 from webhooks.twilio_status import amd, status
 from webhooks.twilio_transfer import transfer_result, whisper
@@ -139,6 +140,7 @@ def create_app(
             Route("/twilio/whisper", whisper, methods=["POST"]),
             Route("/twilio/transfer", transfer_result, methods=["POST"]),
             Route("/webhooks/lead", lead, methods=["POST"]),
+            Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, MediaSocketApp(media)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

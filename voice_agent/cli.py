@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from voice_agent.billing.tenant_options import add_arguments as billing_arguments
 from voice_agent.settings import SettingsError, load_settings
 
 EXIT_USAGE = 2
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     tenant_add.add_argument("--outbound-agent", default="lead_qualifier", help="calls its leads")
     tenant_add.add_argument("--timezone", default="America/New_York")
     tenant_add.add_argument("--number", action="append", default=[], help="repeatable")
+    billing_arguments(tenant_add)
     tenant_commands.add_parser("list", help="tenants and their numbers")
 
     call = commands.add_parser("call", help="place an outbound agent call")

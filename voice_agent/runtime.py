@@ -9,6 +9,7 @@ import orjson
 
 from prompts import AgentDefinition
 from prompts.loader import load_agents
+from voice_agent.billing.notice import SuspendedNotice
 from voice_agent.billing.service import Billing
 from voice_agent.bus import Bus, build_bus
 from voice_agent.call_tap import CallTap
@@ -127,6 +128,8 @@ class Runtime:
             transfers=self.transfers,
             live=self.live_calls,
         )
+        if data.get("suspended"):  # the tenant is suspended (#14): a notice, no agent
+            return tap.bind(SuspendedNotice(call, agent, self.phrases, tap))
         session = CallSession(
             call=call,
             agent=agent,
@@ -268,6 +271,7 @@ def _sms_service(runtime: Runtime) -> SmsService:
         replies_per_minute=settings.sms_replies_per_minute,
         clock=runtime.clock,
         thread_locks=ThreadLocks(runtime.redis),  # type: ignore[arg-type]
+        billing=runtime.billing,
     )
 
 

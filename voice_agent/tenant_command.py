@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from prompts.loader import load_agents
+from voice_agent.billing import tenant_options
 from voice_agent.phone import InvalidPhoneNumber, to_e164
-from voice_agent.settings import load_settings
+from voice_agent.settings import Settings, load_settings
+from voice_agent.storage.billing import CustomerTaken
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
 from voice_agent.storage.tenants import NumberTaken, Tenant, TenantExists, TenantRepository
@@ -26,15 +29,23 @@ def run(args: argparse.Namespace) -> int:
             args.slug, args.name, args.agent, args.outbound_agent, load_agents(), args.timezone
         )
         numbers = [to_e164(raw) for raw in args.number]
+        billing = tenant_options.parse(
+            args.stripe_customer, args.markup, args.monthly_cap, args.grace_days
+        )
+    except tenant_options.BillingFieldError as exc:
+        return _fail(f"--{exc.field.replace('_', '-')}: {exc.message}")
     except TenantFieldError as exc:
         flag = "SLUG" if exc.field == "slug" else f"--{exc.field.replace('_', '-')}"
         return _fail(f"{flag}: {exc.message}")
     except InvalidPhoneNumber as exc:
         return _fail(f"--number: {exc}")
-    return asyncio.run(_add(settings.database_url, tenant, numbers))
+    return asyncio.run(_add(settings, tenant, numbers, billing))
 
 
-async def _add(database_url: str, tenant: Tenant, numbers: list[str]) -> int:
+async def _add(
+    settings: Settings, tenant: Tenant, numbers: list[str], billing: dict[str, Any]
+) -> int:
+    database_url = settings.database_url
     await upgrade(database_url)
     database = await Database.connect(database_url)
     repo = TenantRepository(database)
@@ -53,6 +64,17 @@ async def _add(database_url: str, tenant: Tenant, numbers: list[str]) -> int:
                     f"voice-agent tenant add: --number: {number} belongs to {owner}; skipped",
                     file=sys.stderr,
                 )
+        if billing:
+            try:
+                account = await tenant_options.apply(
+                    database, settings, tenant.slug, tenant.name, billing
+                )
+            except tenant_options.BillingFieldError as exc:
+                return _fail(f"--{exc.field.replace('_', '-')}: {exc.message} (tenant added)")
+            except CustomerTaken as exc:
+                return _fail(f"--stripe-customer: {exc} belongs to another tenant (tenant added)")
+            if account.stripe_customer_id:
+                print(f"stripe customer {account.stripe_customer_id}")
     finally:
         await database.dispose()
     print(f"added tenant {tenant.slug} ({tenant.name})")

@@ -28,6 +28,7 @@ from webhooks.twilio_auth import verified_form
 log = logging.getLogger(__name__)
 
 _TOKEN_TIMEOUT_S = 2.0
+_BILLING_TIMEOUT_S = 0.5
 UNKNOWN_NUMBER_MESSAGE = "Sorry, this number is not in service. Goodbye."
 
 
@@ -79,6 +80,19 @@ async def _call_data(
     }
 
 
+async def _suspended(runtime: Runtime, tenant: str) -> bool:
+    """Whether the tenant is suspended (#14). A billing lookup that fails lets the call in:
+    a caller is never turned away for our own trouble."""
+    if runtime.billing is None:
+        return False
+    try:
+        async with asyncio.timeout(_BILLING_TIMEOUT_S):
+            return await runtime.billing.suspended_since(tenant) is not None
+    except Exception as exc:
+        log.warning("billing state of %s unknown (%s); call let in", tenant, exc)
+        return False
+
+
 async def voice(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     form = await verified_form(request, runtime)
@@ -93,6 +107,8 @@ async def voice(request: Request) -> Response:
             call = await _call_data(request, runtime, form, call_sid)
             if call is None:
                 return Response(twiml.say_and_hangup(UNKNOWN_NUMBER_MESSAGE), media_type="text/xml")
+            if call.get("direction") == "inbound" and await _suspended(runtime, call["tenant"]):
+                call["suspended"] = "1"
             token = await runtime.tokens.issue(call)
     except Exception as exc:
         log.error("call %s: cannot set up the media stream: %s", call_sid, exc or type(exc))

@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from voice_agent.billing.costs import Costs
 from voice_agent.billing.prices import PriceTable
 from voice_agent.settings import Settings
-from voice_agent.storage.billing import BillingRepository, TenantBilling
+from voice_agent.storage.billing import BillingRepository, HeldCalls, TenantBilling
 from voice_agent.storage.database import Database
 from voice_agent.storage.metering import UsageRepository
 
@@ -47,6 +47,7 @@ def twilio_usd(price: float | None, unit: str | None) -> float | None:
 class Billing:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.accounts = BillingRepository(db)
+        self.held = HeldCalls(db)
         self.usage = UsageRepository(db)
         self.prices = PriceTable.from_settings(settings)
         self.costs = Costs(self.usage, self.accounts, self.prices)
@@ -56,8 +57,31 @@ class Billing:
     def on_change(self, hook: ChangeHook) -> None:
         self._hooks.append(hook)
 
-    async def standing(self, tenant: str) -> Standing:
+    async def account(self, tenant: str) -> TenantBilling:
+        """The tenant's billing state, suspending it first if an unpaid invoice's grace
+        period has run out (Stripe may send nothing more once its retries end)."""
         account = await self.accounts.get(tenant)
+        failed = account.payment_failed_at
+        if failed is not None and not account.suspended:
+            if datetime.now(UTC) - failed >= timedelta(days=account.grace_days):
+                account = await self.suspend(tenant, "payment-failed")
+        return account
+
+    async def suspended_since(self, tenant: str) -> datetime | None:
+        return (await self.account(tenant)).suspended_at
+
+    async def payment_failed(self, tenant: str, at: datetime) -> TenantBilling:
+        """An unpaid invoice: the grace period starts at the first one."""
+        account = await self.accounts.get(tenant)
+        if account.payment_failed_at is None:
+            account = await self.accounts.update(tenant, payment_failed_at=at)
+            log.warning(
+                "tenant %s: invoice payment failed; grace %d days", tenant, account.grace_days
+            )
+        return await self.account(tenant)
+
+    async def standing(self, tenant: str) -> Standing:
+        account = await self.account(tenant)
         share: float | None = None
         if account.monthly_cap_usd is not None:
             share = (await self.costs.month(tenant)).cap_share
@@ -90,7 +114,8 @@ class Billing:
         account = await self.accounts.update(
             tenant, suspended_at=None, suspended_reason=None, payment_failed_at=None
         )
-        log.warning("tenant %s restored: %s", tenant, reason)
+        released = await self.held.release(tenant, datetime.now(UTC))
+        log.warning("tenant %s restored (%s); %d held calls due now", tenant, reason, released)
         await self._changed(
             tenant,
             "tenant.restored",

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from prompts import AgentDefinition
+from voice_agent.billing.service import Billing
 from voice_agent.clock import Clock, utc_now
 from voice_agent.outbound import urls
 from voice_agent.outbound.greetings import GreetingStore
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 #: Claimed calls whose worker died before placing them go back to the queue after this.
 _STALE_CLAIM = timedelta(minutes=5)
 _RELEASE_EVERY = timedelta(minutes=1)
+#: A call held back while its tenant may not call out (#14) is looked at again after this,
+#: or at once when the tenant is restored.
+_HOLD = timedelta(minutes=5)
 #: How long Twilio lets the callee's phone ring.
 RING_TIMEOUT_S = 30
 
@@ -45,7 +49,7 @@ class Placed:
     """What became of one request to call: a CallSid, or why there is none."""
 
     call_sid: str | None
-    #: "placed" | "opted-out" | "rescheduled" | "failed"
+    #: "placed" | "opted-out" | "rescheduled" | "held" | "failed"
     outcome: str
     due_at: datetime | None = None
     error: str | None = None
@@ -105,6 +109,7 @@ class Dialer:
         greetings: GreetingStore | None = None,
         now: Clock = utc_now,
         gate: CpsGate | RedisCpsGate | None = None,
+        billing: Billing | None = None,
     ) -> None:
         self.config = config
         self._rest = rest
@@ -117,6 +122,7 @@ class Dialer:
         self._greetings = greetings
         self._now = now
         self._gate = gate or CpsGate(config.cps)
+        self._billing = billing
         self._queue: asyncio.Queue[tuple[ScheduledCall, asyncio.Future[Placed]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._released_at: datetime | None = None
@@ -201,6 +207,9 @@ class Dialer:
             log.info("dialer: %s opted out; call not placed", call.to_number)
             return Placed(None, "opted-out")
         now = self._now()
+        held = await self._held(call, now)
+        if held is not None:
+            return held
         hours = calling_hours(tenant)
         zone = callee_zone(call.to_number, tenant)
         if call.reason != "manual" and not hours.allows(now, zone):
@@ -257,6 +266,21 @@ class Dialer:
             await self._leads.set_status(call.lead_id, "calling", now)
         log.info("dialer: %s call %s to %s placed", call.reason, call_sid, call.to_number)
         return Placed(call_sid, "placed")
+
+    async def _held(self, call: ScheduledCall, now: datetime) -> Placed | None:
+        """Hold the call back (kept pending) while its tenant is suspended or past its
+        monthly spend cap; None when it may go."""
+        if self._billing is None:
+            return None
+        assert call.id is not None
+        standing = await self._billing.standing(call.tenant)
+        if standing.may_call_out:
+            return None
+        reason = "tenant suspended" if standing.suspended else "monthly spend cap reached"
+        until = now + _HOLD
+        await self._billing.held.hold(call.id, until, reason, now)
+        log.info("dialer: call to %s held (%s)", call.to_number, reason)
+        return Placed(None, "held", due_at=until, error=reason)
 
     async def _fail(self, call: ScheduledCall, error: str, *, retry: bool) -> Placed:
         assert call.id is not None

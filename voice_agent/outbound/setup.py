@@ -47,6 +47,7 @@ def build_outbound(runtime: Runtime) -> OutboundService:
             if runtime.redis is not None
             else None
         ),
+        billing=runtime.billing,
     )
     return OutboundService(
         dialer=dialer,

@@ -21,13 +21,14 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from prompts import AgentDefinition
+from voice_agent.billing.service import Billing
 from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.ports import CallInfo
 from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
@@ -51,6 +52,10 @@ DEFAULT_HELP = (
     "Reply STOP to opt out. Msg & data rates may apply."
 )
 MEDIA_ACK = "Thanks, we got your {what}. A member of our team will take a look."
+#: The one reply a number gets while the tenant is suspended (#14).
+SUSPENDED_REPLY = (
+    "Thanks for your message. {name} can't reply by text right now; please try again later."
+)
 #: How much of a thread the agent reads.
 HISTORY_LIMIT = 40
 _RATE_WINDOW = timedelta(minutes=1)
@@ -129,8 +134,10 @@ class SmsService:
         replies_per_minute: int,
         clock: Clock = utc_now,
         thread_locks: ThreadLocks | None = None,
+        billing: Billing | None = None,
     ) -> None:
         self._clock = clock
+        self._billing = billing
         self._agents = agents
         self._default_agent = default_agent
         self._default_tenant = default_tenant
@@ -209,6 +216,11 @@ class SmsService:
         if keyword is not None and keyword.kind == "help":
             help_text = tenant.sms_help_text or DEFAULT_HELP.format(name=tenant.name)
             return await self._fixed_reply(thread, tenant, help_text)
+        suspended = await self._suspended_since(tenant.slug)
+        if suspended is not None:
+            if await self._repo.outbound_since(thread.id, suspended):
+                return None  # told once already; stored, not answered
+            return await self._fixed_reply(thread, tenant, SUSPENDED_REPLY.format(name=tenant.name))
         if thread.state != "agent":
             log.info("sms thread %d is with staff (%s); agent silent", thread.id, thread.state)
             return None
@@ -255,6 +267,15 @@ class SmsService:
         # No number set up yet (the embedded install): everything is the default tenant's.
         tenant = await self._tenants.get(self._default_tenant)
         return tenant, tenant.agent
+
+    async def _suspended_since(self, tenant: str) -> datetime | None:
+        if self._billing is None:
+            return None
+        try:
+            return await self._billing.suspended_since(tenant)
+        except Exception as exc:
+            log.warning("billing state of %s unknown (%s); answered as usual", tenant, exc)
+            return None
 
     async def _fixed_reply(
         self, thread: SmsThread, tenant: Tenant, text: str

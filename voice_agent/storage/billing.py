@@ -11,7 +11,7 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from voice_agent.storage.database import Database
-from voice_agent.storage.tables import stripe_events, tenant_billing
+from voice_agent.storage.tables import scheduled_calls, stripe_events, tenant_billing
 
 
 class CustomerTaken(Exception):
@@ -131,3 +131,42 @@ class BillingRepository:
         """Forget an event whose handling failed, so Stripe's retry is handled again."""
         async with self._db.engine.begin() as conn:
             await conn.execute(stripe_events.delete().where(stripe_events.c.event_id == event_id))
+
+
+#: The mark on a scheduled call the dialer holds back for billing reasons (suspension,
+#: spend cap): kept pending, retried later, released at once when the tenant is restored.
+HELD_PREFIX = "held: "
+
+
+class HeldCalls:
+    """Scheduled calls held back while a tenant may not call out, without losing them."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def hold(self, id_: int, until: datetime, reason: str, now: datetime) -> None:
+        async with self._db.engine.begin() as conn:
+            await conn.execute(
+                update(scheduled_calls)
+                .where(scheduled_calls.c.id == id_)
+                .values(
+                    status="pending",
+                    due_at=until,
+                    last_error=HELD_PREFIX + reason,
+                    updated_at=now,
+                )
+            )
+
+    async def release(self, tenant: str, now: datetime) -> int:
+        """Make the tenant's held calls due now; returns how many."""
+        async with self._db.engine.begin() as conn:
+            result = await conn.execute(
+                update(scheduled_calls)
+                .where(
+                    scheduled_calls.c.tenant == tenant,
+                    scheduled_calls.c.status == "pending",
+                    scheduled_calls.c.last_error.startswith(HELD_PREFIX),
+                )
+                .values(due_at=now, last_error=None, updated_at=now)
+            )
+        return int(result.rowcount or 0)
