@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,10 +11,13 @@ from sqlalchemy import Insert, Row, Select, and_, bindparam, func, select, updat
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voice_agent.clock import utc_now
 from voice_agent.storage.database import Database
+from voice_agent.storage.outbox import insert_messages
 from voice_agent.storage.records import (
     CallEnded,
     CallStarted,
+    OutboxMessage,
     StoredCall,
     StoredTurn,
     TurnRecord,
@@ -66,12 +69,16 @@ _TURN_FIELDS = ("role", "text", "started_at", "ended_at", "interrupted", *LATENC
 class CallRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: Told the topics of outbox messages once they are committed (the outbox worker's
+        #: wake), so a call's events leave without waiting for the worker's next poll.
+        self.on_outbox: Callable[[set[str]], None] | None = None
 
     async def write(self, records: Sequence[WriteRecord]) -> None:
         """Apply records in one transaction; writing the same records again changes nothing."""
         started: list[dict[str, Any]] = []
         ended: list[dict[str, Any]] = []
         turn_rows: list[TurnRecord] = []
+        messages: list[OutboxMessage] = []
         # call_sid -> earliest time seen, for placeholder rows.
         referenced: dict[str, Any] = {}
         for record in records:
@@ -93,9 +100,11 @@ class CallRepository:
                     }
                 )
                 referenced.setdefault(record.call_sid, record.ended_at)
+            elif isinstance(record, OutboxMessage):
+                messages.append(record)
             else:
                 raise TypeError(f"not a storage record: {type(record).__name__}")
-        if not (started or ended or turn_rows):
+        if not (started or ended or turn_rows or messages):
             return
 
         async with self._db.engine.begin() as conn:
@@ -142,6 +151,10 @@ class CallRepository:
                         for t in turn_rows
                     ],
                 )
+            if messages:
+                await insert_messages(conn, messages, utc_now())
+        if messages and self.on_outbox is not None:
+            self.on_outbox({m.topic for m in messages})
 
     async def get_call(self, call_sid: str, tenant: str | None = None) -> StoredCall | None:
         """The call with its turns in order, or None (also when it belongs to another tenant)."""

@@ -55,7 +55,21 @@ class CallEnded:
     end_reason: str | None  # "hangup" | "caller-stop" | "transfer" | "error" | …
 
 
-WriteRecord = CallStarted | TurnRecord | CallEnded
+@dataclass(slots=True, frozen=True)
+class OutboxMessage:
+    """Something to send out of the process (voice_agent.outbox delivers it).
+
+    Messages with the same topic and key are delivered one at a time, in the order they were
+    enqueued; enqueueing one whose (topic, dedupe) is already stored changes nothing."""
+
+    topic: str  # "events" | "twenty" | "stripe" ...
+    tenant: str
+    key: str  # ordering key
+    dedupe: str  # idempotency key, unique per topic
+    payload: dict[str, Any]
+
+
+WriteRecord = CallStarted | TurnRecord | CallEnded | OutboxMessage
 
 
 @dataclass(slots=True)
