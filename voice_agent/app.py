@@ -109,6 +109,8 @@ def create_app(
         app.state.outbound = outbound
         app.state.lead_limits = build_lead_limits(runtime)
         outbound.dialer.start()
+        if runtime.outbox is not None:
+            runtime.outbox.start()
         sweeping = (
             asyncio.create_task(runtime.recordings.sweep_forever(runtime.clock))
             if runtime.recordings is not None
@@ -126,6 +128,8 @@ def create_app(
                 await asyncio.gather(sweeping, return_exceptions=True)
             await outbound.dialer.aclose()
             await outbound.aclose()
+            if runtime.outbox is not None:
+                await runtime.outbox.aclose()
             if runtime.greetings is not None:
                 runtime.greetings.close()
             await runtime.aclose()

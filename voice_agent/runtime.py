@@ -20,6 +20,7 @@ from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
+from voice_agent.outbox import OutboxRepository, OutboxWorker
 from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline
 from voice_agent.recorder import CallRecorder
@@ -84,6 +85,8 @@ class Runtime:
     bus: Bus | None = None  # live call events (dashboard); Redis pub/sub when REDIS_URL
     #: Usage, cost, Stripe and suspension (#14).
     billing: Billing | None = None
+    #: Delivers what leaves the process (events, CRM, Stripe); the app lifespan starts it.
+    outbox: OutboxWorker | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -240,6 +243,8 @@ async def build_runtime(
         runtime.transfers = WarmTransfer(
             rest, tokens, settings.public_base_url, settings.transfer_ring_s
         )
+    runtime.outbox = OutboxWorker(OutboxRepository(database))
+    calls.on_outbox = runtime.outbox.wake_all
     await runtime.tenants.ensure(default_tenant(settings, agents))
     runtime.billing = Billing(database, settings)
     runtime.sms = _sms_service(runtime)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,11 +11,14 @@ from sqlalchemy import Insert, Row, Select, and_, bindparam, func, select, updat
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voice_agent.clock import utc_now
 from voice_agent.storage.database import Database
 from voice_agent.storage.metering import insert_usage
+from voice_agent.storage.outbox import insert_messages
 from voice_agent.storage.records import (
     CallEnded,
     CallStarted,
+    OutboxMessage,
     StoredCall,
     StoredTurn,
     TurnRecord,
@@ -68,6 +71,9 @@ _TURN_FIELDS = ("role", "text", "started_at", "ended_at", "interrupted", *LATENC
 class CallRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: Told the topics of outbox messages once they are committed (the outbox worker's
+        #: wake), so a call's events leave without waiting for the worker's next poll.
+        self.on_outbox: Callable[[set[str]], None] | None = None
 
     async def write(self, records: Sequence[WriteRecord]) -> None:
         """Apply records in one transaction; writing the same records again changes nothing."""
@@ -75,6 +81,7 @@ class CallRepository:
         ended: list[dict[str, Any]] = []
         turn_rows: list[TurnRecord] = []
         usage_rows: list[UsageRecord] = []
+        messages: list[OutboxMessage] = []
         # call_sid -> earliest time seen, for placeholder rows.
         referenced: dict[str, Any] = {}
         for record in records:
@@ -98,9 +105,11 @@ class CallRepository:
                 referenced.setdefault(record.call_sid, record.ended_at)
             elif isinstance(record, UsageRecord):
                 usage_rows.append(record)
+            elif isinstance(record, OutboxMessage):
+                messages.append(record)
             else:
                 raise TypeError(f"not a storage record: {type(record).__name__}")
-        if not (started or ended or turn_rows or usage_rows):
+        if not (started or ended or turn_rows or usage_rows or messages):
             return
 
         async with self._db.engine.begin() as conn:
@@ -149,6 +158,10 @@ class CallRepository:
                 )
             if usage_rows:
                 await insert_usage(conn, usage_rows)
+            if messages:
+                await insert_messages(conn, messages, utc_now())
+        if messages and self.on_outbox is not None:
+            self.on_outbox({m.topic for m in messages})
 
     async def get_call(self, call_sid: str, tenant: str | None = None) -> StoredCall | None:
         """The call with its turns in order, or None (also when it belongs to another tenant)."""

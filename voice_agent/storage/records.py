@@ -56,6 +56,20 @@ class CallEnded:
 
 
 @dataclass(slots=True, frozen=True)
+class OutboxMessage:
+    """Something to send out of the process (voice_agent.outbox delivers it).
+
+    Messages with the same topic and key are delivered one at a time, in the order they were
+    enqueued; enqueueing one whose (topic, dedupe) is already stored changes nothing."""
+
+    topic: str  # "events" | "twenty" | "stripe" ...
+    tenant: str
+    key: str  # ordering key
+    dedupe: str  # idempotency key, unique per topic
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
 class UsageRecord:
     """One measured quantity that costs money (#14). ``key`` makes writing it twice a no-op
     and is the identifier Stripe deduplicates the meter event on."""
@@ -69,7 +83,7 @@ class UsageRecord:
     at: datetime
 
 
-WriteRecord = CallStarted | TurnRecord | CallEnded | UsageRecord
+WriteRecord = CallStarted | TurnRecord | CallEnded | OutboxMessage | UsageRecord
 
 
 @dataclass(slots=True)

@@ -306,6 +306,33 @@ turns.append_constraint(
     )
 )
 
+# --- Issue 12: the outbox (0004) ---
+# One row per message to leave the process (events, Twenty, Stripe...). Delivered and
+# rejected rows stay, so `voice-agent events replay` can send them again with the same id.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("topic", String(32), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("key", String(200), nullable=False),  # ordering key within the topic
+    Column("dedupe", String(200), nullable=False),  # idempotency key within the topic
+    Column("payload", JSONType, nullable=False),
+    # pending | delivered | rejected
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", UTCDateTime, nullable=False),  # not claimed before this
+    Column("lease_token", String(32), nullable=True),  # the claim that holds it
+    Column("lease_until", UTCDateTime, nullable=True),  # when a silent claim lapses
+    Column("last_error", Text, nullable=True),
+    Column("attempted_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),  # delivered or rejected
+    UniqueConstraint("topic", "dedupe"),
+    Index(None, "topic", "state", "next_at"),
+    Index(None, "topic", "key", "id"),
+)
+
 # --- Usage metering, cost and billing (#14, 0005c) ---
 
 # One row per thing measured that costs money: a caller turn's audio sent to STT, one LLM
