@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from voice_agent.bus import Bus
 from voice_agent.conversation.ports import CallEndedEvent, CallInfo, TurnEvent, UsageEvent
 from voice_agent.metrics import Metrics
+from voice_agent.storage.metering import stripe_message
 from voice_agent.storage.records import CallEnded, CallStarted, TurnRecord, UsageRecord
 from voice_agent.storage.write_queue import WriteQueue
 
@@ -31,11 +32,13 @@ class CallRecorder:
         bus: Bus | None = None,
         *,
         metering: bool = True,
+        report_usage: bool = False,
     ) -> None:
         self._queue = queue
         self._metrics = metrics
         self._bus = bus
         self._metering = metering
+        self._report = report_usage  # each row to Stripe too, through the outbox
         self._usage_ids = itertools.count(1)
 
     def call_started(self, call: CallInfo, at: datetime) -> None:
@@ -143,14 +146,16 @@ class CallRecorder:
     def usage(self, call: CallInfo, usage: UsageEvent) -> None:
         if not self._metering:
             return
-        self._queue.put(
-            UsageRecord(
-                key=f"{call.call_sid}:{_PROCESS}:{next(self._usage_ids)}",
-                tenant=call.tenant,
-                call_sid=call.call_sid,
-                meter=usage.meter,
-                quantity=usage.quantity,
-                model=usage.model,
-                at=datetime.now(UTC),
-            )
+        record = UsageRecord(
+            key=f"{call.call_sid}:{_PROCESS}:{next(self._usage_ids)}",
+            tenant=call.tenant,
+            call_sid=call.call_sid,
+            meter=usage.meter,
+            quantity=usage.quantity,
+            model=usage.model,
+            at=datetime.now(UTC),
         )
+        self._queue.put(record)
+        if self._report:
+            # Same queue, same transaction as the row: never one without the other.
+            self._queue.put(stripe_message(record))

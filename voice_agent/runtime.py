@@ -156,6 +156,8 @@ class Runtime:
             await self.recordings.drain()
         if self.bus is not None:
             await self.bus.aclose()
+        if self.billing is not None:
+            await self.billing.aclose()
         unwritten = await self.writes.aclose()
         if unwritten:
             log.error("%d call records could not be written before shutdown", unwritten)
@@ -221,7 +223,13 @@ async def build_runtime(
         signature=signature,
         rest=rest,
         metrics=metrics,
-        recorder=CallRecorder(writes, metrics, bus, metering=settings.metering_enabled),
+        recorder=CallRecorder(
+            writes,
+            metrics,
+            bus,
+            metering=settings.metering_enabled,
+            report_usage=bool(settings.stripe_api_key),
+        ),
         tenants=tenants,
         opt_outs=OptOutRepository(database),
         scheduled_calls=ScheduledCallRepository(database),
@@ -247,6 +255,9 @@ async def build_runtime(
     calls.on_outbox = runtime.outbox.wake_all
     await runtime.tenants.ensure(default_tenant(settings, agents))
     runtime.billing = Billing(database, settings)
+    meter_events = runtime.billing.meter_delivery()
+    if meter_events is not None:
+        runtime.outbox.register(meter_events)
     runtime.sms = _sms_service(runtime)
     runtime.session_sink = TeeSink(runtime.recorder, FollowUpSink(runtime.sms))
     await runtime.warm_greetings()
@@ -256,7 +267,7 @@ async def build_runtime(
 def _sms_service(runtime: Runtime) -> SmsService:
     settings = runtime.settings
     sender = SmsSender(
-        SmsRepository(runtime.database),
+        SmsRepository(runtime.database, report_usage=runtime.billing.reports_usage),
         runtime.opt_outs,
         runtime.rest,
         settings.public_base_url,
@@ -270,7 +281,7 @@ def _sms_service(runtime: Runtime) -> SmsService:
         tenants=runtime.tenants,
         opt_outs=runtime.opt_outs,
         scheduled=runtime.scheduled_calls,
-        repo=SmsRepository(runtime.database),
+        repo=SmsRepository(runtime.database, report_usage=runtime.billing.reports_usage),
         sender=sender,
         reply_within_s=settings.sms_reply_within_s,
         replies_per_minute=settings.sms_replies_per_minute,

@@ -9,6 +9,7 @@ from typing import Any
 
 from prompts.loader import load_agents
 from voice_agent.billing import tenant_options
+from voice_agent.billing.service import Billing
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.settings import Settings, load_settings
 from voice_agent.storage.billing import CustomerTaken
@@ -66,8 +67,8 @@ async def _add(
                 )
         if billing:
             try:
-                account = await tenant_options.apply(
-                    database, settings, tenant.slug, tenant.name, billing
+                account = await Billing(database, settings).configure(
+                    tenant.slug, tenant.name, billing
                 )
             except tenant_options.BillingFieldError as exc:
                 return _fail(f"--{exc.field.replace('_', '-')}: {exc.message} (tenant added)")

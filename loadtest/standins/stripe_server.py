@@ -42,7 +42,9 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error", **extra: Any) -> Response:
+def _error(
+    status: int, message: str, kind: str = "invalid_request_error", **extra: Any
+) -> Response:
     return JSONResponse({"error": {"message": message, "type": kind, **extra}}, status_code=status)
 
 
@@ -111,6 +113,7 @@ class StripeStandin:
         self._identifiers: set[str] = set()
         self._idempotent: dict[str, tuple[int, bytes]] = {}
         self._outage: _Outage | None = None
+        self._lose = 0
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._sock: socket.socket | None = None
@@ -130,6 +133,11 @@ class StripeStandin:
 
     def heal(self) -> None:
         self._outage = None
+
+    def lose_answers(self, times: int) -> None:
+        """Record the next ``times`` meter events, then answer 500 as if the reply was lost
+        on the way back: the client cannot tell, and sends them again."""
+        self._lose = times
 
     def events_for(self, customer: str) -> list[MeterEvent]:
         return [e for e in self.meter_events if e.customer == customer]
@@ -235,7 +243,9 @@ class StripeStandin:
             return refused
         customer = self.customers.get(request.path_params["id"])
         if customer is None:
-            return _error(404, f"No such customer: '{request.path_params['id']}'", code="resource_missing")
+            return _error(
+                404, f"No such customer: '{request.path_params['id']}'", code="resource_missing"
+            )
         return JSONResponse(customer)
 
     async def _meter_event(self, request: Request) -> Response:
@@ -276,6 +286,9 @@ class StripeStandin:
         self.meter_events.append(
             MeterEvent(name, identifier, customer, str(value), timestamp, time.monotonic())
         )
+        if self._lose > 0:
+            self._lose -= 1
+            return _error(500, "stand-in: answer lost after the event was stored", "api_error")
         return self._remember(
             request,
             200,

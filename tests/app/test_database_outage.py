@@ -11,6 +11,7 @@ from tests.app.twilio_side import SILENCE_FRAME, issue_token, new_call_sid, open
 from tests.tcp_proxy import TcpProxy
 from voice_agent.demo import running_server
 from voice_agent.settings import Settings
+from voice_agent.storage.metering import UsageRepository
 
 
 async def test_call_survives_a_database_outage(
@@ -44,15 +45,20 @@ async def test_call_survives_a_database_outage(
         await until(stream.closed.is_set, what="the call to end")
         assert stream.close_code == 1000
 
-        # Nothing could be written: the caller turn, the reply and the end all wait.
+        # Nothing could be written: the caller turn, the reply and the end all wait, and
+        # so does the turn's usage (its STT, LLM and TTS rows).
         await until(lambda: not runtime.writes.healthy, what="the write queue to see the outage")
-        assert runtime.writes.pending == 3
+        waiting = runtime.writes.pending
         assert not await runtime.writes.flush(0.2)
 
         await pg_proxy.restore()
         assert await runtime.writes.flush(10.0)
         assert runtime.writes.pending == 0 and runtime.writes.rejected == 0
         stored = await runtime.calls.get_call(call_sid)
+        usage = await UsageRepository(runtime.database).rows_for_call(call_sid)
+
+    assert {r.meter for r in usage} >= {"stt_seconds", "llm_input_tokens", "tts_characters"}
+    assert waiting == 3 + len(usage)
 
     assert stored is not None
     assert stored.end_reason == "caller-hangup" and stored.status == "completed"

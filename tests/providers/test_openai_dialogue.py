@@ -17,6 +17,7 @@ from voice_agent.providers.base import (
     DialogueEvent,
     ProviderError,
     TextDelta,
+    TokenUsage,
     ToolCall,
 )
 from voice_agent.providers.openai.dialogue import (
@@ -28,7 +29,9 @@ from voice_agent.providers.openai.dialogue import (
 
 
 async def collect(dialogue: OpenAIDialogue, history: list[ChatMessage]) -> list[DialogueEvent]:
-    return [event async for event in dialogue.respond(history)]
+    """What the agent says and does; the usage event that ends each response is checked
+    on its own (test_usage_ends_each_response)."""
+    return [e async for e in dialogue.respond(history) if not isinstance(e, TokenUsage)]
 
 
 def scripted(reply: Reply) -> Callable[[list[dict[str, Any]], list[dict[str, Any]]], Reply]:
@@ -62,6 +65,23 @@ async def test_streams_text_token_by_token_with_rendered_system_prompt_and_tools
     assert [t["function"]["name"] for t in request.body["tools"]] == ["end_call", "transfer_call"]
     assert dialogue.usage.requests == 1
     assert dialogue.usage.completion_tokens > 0 and dialogue.usage.prompt_tokens > 0
+
+
+async def test_usage_ends_each_response(
+    standin: StandinOpenAI, client: openai.AsyncOpenAI, agent: AgentDefinition
+) -> None:
+    dialogue = OpenAIDialogueEngine(client, model="gpt-4o").start(agent, {})
+    for text in ("My gutter is leaking badly", "ok thanks, bye"):
+        events = [e async for e in dialogue.respond([ChatMessage("user", text)])]
+        usage = events[-1]
+        assert isinstance(usage, TokenUsage) and usage.model == "gpt-4o"
+        assert not [e for e in events[:-1] if isinstance(e, TokenUsage)]
+        # Each response's own tokens, as the server's usage chunk gave them.
+        assert (usage.input_tokens, usage.output_tokens) == (
+            standin.usage_sent[-1]["prompt_tokens"],
+            standin.usage_sent[-1]["completion_tokens"],
+        )
+    assert dialogue.usage.prompt_tokens == sum(u["prompt_tokens"] for u in standin.usage_sent)
 
 
 async def test_no_tools_field_when_the_agent_has_none(

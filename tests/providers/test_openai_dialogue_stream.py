@@ -20,6 +20,7 @@ from voice_agent.providers.base import (
     DialogueEvent,
     ProviderError,
     TextDelta,
+    TokenUsage,
     ToolCall,
 )
 from voice_agent.providers.openai.client import make_client
@@ -160,6 +161,8 @@ async def test_events_split_across_reads_with_crlf_comments_and_tool_calls(
         TextDelta("Hello"),
         TextDelta(" there"),
         ToolCall("c1", "end_call", {"reason": "done"}),
+        # The usage chunk, last: what the session meters for this response.
+        TokenUsage(12, 5, dialogue._model),  # type: ignore[attr-defined]
     ]
     assert (dialogue.usage.prompt_tokens, dialogue.usage.completion_tokens) == (12, 5)
 

@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from voice_agent.billing.costs import Costs
+from voice_agent.billing.meter_events import MeterEventDelivery
 from voice_agent.billing.prices import PriceTable
+from voice_agent.billing.stripe_api import StripeApi
+from voice_agent.billing.tenant_options import NEW_CUSTOMER, BillingFieldError
 from voice_agent.settings import Settings
 from voice_agent.storage.billing import BillingRepository, HeldCalls, TenantBilling
 from voice_agent.storage.database import Database
@@ -51,8 +54,51 @@ class Billing:
         self.usage = UsageRepository(db)
         self.prices = PriceTable.from_settings(settings)
         self.costs = Costs(self.usage, self.accounts, self.prices)
+        self._settings = settings
         self._warning = settings.spend_cap_warning
         self._hooks: list[ChangeHook] = []
+        #: Usage goes to Stripe only with a key; the outbox delivers it (meter_events).
+        self.stripe: StripeApi | None = (
+            StripeApi(settings.stripe_api_key, settings.stripe_api_base_url)
+            if settings.stripe_api_key
+            else None
+        )
+
+    @property
+    def reports_usage(self) -> bool:
+        return self.stripe is not None
+
+    def meter_delivery(self) -> MeterEventDelivery | None:
+        """The outbox delivery of usage rows to Stripe, when Stripe is set up."""
+        if self.stripe is None:
+            return None
+        s = self._settings
+        return MeterEventDelivery(
+            self.stripe, self.accounts, self.prices, s.stripe_meter_event_name, s.stripe_batch_size
+        )
+
+    async def aclose(self) -> None:
+        if self.stripe is not None:
+            await self.stripe.aclose()
+
+    async def configure(self, tenant: str, name: str, values: dict[str, Any]) -> TenantBilling:
+        """Store billing fields (tenant_options.parse); a Stripe customer of "new" is
+        created through Stripe's API first. Raises BillingFieldError, or CustomerTaken
+        when the customer is another tenant's."""
+        values = dict(values)
+        if values.get("stripe_customer_id") == NEW_CUSTOMER:
+            key = self._settings.stripe_api_key
+            if not key:
+                raise BillingFieldError("stripe_customer", "creating one needs STRIPE_API_KEY")
+            if self.stripe is not None:
+                values["stripe_customer_id"] = await self.stripe.create_customer(tenant, name)
+            else:
+                api = StripeApi(key, self._settings.stripe_api_base_url)
+                try:
+                    values["stripe_customer_id"] = await api.create_customer(tenant, name)
+                finally:
+                    await api.aclose()
+        return await self.accounts.update(tenant, **values)
 
     def on_change(self, hook: ChangeHook) -> None:
         self._hooks.append(hook)

@@ -7,11 +7,6 @@ import argparse
 import re
 from typing import Any
 
-from voice_agent.billing.stripe_api import StripeApi
-from voice_agent.settings import Settings
-from voice_agent.storage.billing import BillingRepository, TenantBilling
-from voice_agent.storage.database import Database
-
 #: `--stripe-customer new` creates the customer through Stripe's API.
 NEW_CUSTOMER = "new"
 _CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]{1,60}$")
@@ -73,20 +68,3 @@ def _number(field: str, raw: str, *, low: float, high: float) -> float:
     if not low <= value <= high:
         raise BillingFieldError(field, f"must be between {low:g} and {high:g}")
     return value
-
-
-async def apply(
-    database: Database, settings: Settings, slug: str, name: str, values: dict[str, Any]
-) -> TenantBilling:
-    """Store the fields; 'new' asks Stripe for a customer first (needs STRIPE_API_KEY).
-    Raises BillingFieldError, or CustomerTaken when the customer is another tenant's."""
-    values = dict(values)
-    if values.get("stripe_customer_id") == NEW_CUSTOMER:
-        if not settings.stripe_api_key:
-            raise BillingFieldError("stripe_customer", "creating one needs STRIPE_API_KEY")
-        api = StripeApi(settings.stripe_api_key, settings.stripe_api_base_url)
-        try:
-            values["stripe_customer_id"] = await api.create_customer(slug, name)
-        finally:
-            await api.aclose()
-    return await BillingRepository(database).update(slug, **values)

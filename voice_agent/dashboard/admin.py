@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
+from voice_agent.dashboard.billing_pages import month_costs, tenant_billing_context
 from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.storage.tenants import NumberTaken, TenantExists, UnknownTenant
@@ -31,6 +32,7 @@ async def _tenants_page(
         viewer=viewer,
         nav="tenants",
         rows=rows,
+        costs=await month_costs(dash, [t.slug for t, _ in rows]),
         agents=sorted(dash.agents),
         **context,
     )
@@ -89,8 +91,13 @@ async def _tenant_page(
         inbound=dash.agents.get(tenant.agent),
         outbound=dash.agents.get(tenant.outbound_agent),
         agents=sorted(dash.agents),
+        billing=await tenant_billing_context(dash, tenant.slug),
         **context,
     )
+
+
+#: For the billing form's errors (voice_agent.dashboard.billing_pages).
+render_tenant_page = _tenant_page
 
 
 @signed_in(admin=True)

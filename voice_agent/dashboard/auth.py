@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from voice_agent.billing.service import Standing
 from voice_agent.dashboard.branding import PLATFORM, Brand
 from voice_agent.dashboard.sessions import COOKIE_NAME, MAX_AGE_S, Session
 from voice_agent.dashboard.state import Dashboard
@@ -33,6 +34,8 @@ class Viewer:
     user: User
     session: Session
     brand: Brand
+    #: The tenant's billing standing, for the suspension and spend-cap banners (#14).
+    standing: Standing | None = None
 
     @property
     def scope(self) -> str | None:
@@ -130,11 +133,18 @@ def signed_in(*, admin: bool = False, api: bool = False) -> Callable[[Handler], 
                 return not_found(api)
             if request.method == "POST" and not await csrf_ok(request, session):
                 return PlainTextResponse("Missing or wrong CSRF token", status_code=403)
-            return await handler(request, Viewer(user, session, await _brand(dash, user)))
+            viewer = Viewer(user, session, await _brand(dash, user), await _standing(dash, user))
+            return await handler(request, viewer)
 
         return endpoint
 
     return wrap
+
+
+async def _standing(dash: Dashboard, user: User) -> Standing | None:
+    if user.tenant is None or dash.billing is None:
+        return None
+    return await dash.billing.standing(user.tenant)
 
 
 async def _brand(dash: Dashboard, user: User) -> Brand:

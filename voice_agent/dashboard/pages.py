@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from voice_agent.dashboard.api import call_cost_record
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.filters import DIRECTIONS, STATUSES, parse_filter
 from voice_agent.dashboard.timeline import STAGES, timeline
@@ -66,6 +67,7 @@ async def call_page(request: Request, viewer: Viewer) -> Response:
         turns=timeline(view.call),
         stages=STAGES,
         has_recording=bool(view.recording_path),
+        billing=await call_cost_record(dash.billing, view),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from voice_agent.dashboard import admin, api, auth, pages
+from voice_agent.dashboard import admin, api, auth, billing_pages, pages
 from voice_agent.dashboard.state import HERE
 
 STATIC_PATH = "/dashboard-static"
@@ -31,6 +31,7 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/tenants/{slug}/numbers", admin.tenant_add_number, methods=["POST"]),
         Route("/tenants/{slug}/numbers/remove", admin.tenant_remove_number, methods=["POST"]),
         Route("/tenants/{slug}/branding", admin.tenant_branding, methods=["POST"]),
+        Route("/tenants/{slug}/billing", billing_pages.tenant_billing, methods=["POST"]),
         Route("/users", admin.users_page),
         Route("/users", admin.user_add, methods=["POST"]),
         Route("/api/calls", api.api_calls),

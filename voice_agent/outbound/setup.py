@@ -65,7 +65,7 @@ def build_outbound(runtime: Runtime) -> OutboundService:
         default_tenant=settings.default_tenant,
         live_calls=runtime.live_calls,
         phrases=greetings.synthesiser,
-        usage=UsageRepository(runtime.database),
+        usage=UsageRepository(runtime.database, report=bool(runtime.settings.stripe_api_key)),
     )
 
 

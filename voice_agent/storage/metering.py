@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, and_, func, select
@@ -14,11 +14,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voice_agent.storage.database import Database
-from voice_agent.storage.records import UsageRecord
+from voice_agent.storage.outbox import insert_messages
+from voice_agent.storage.records import OutboxMessage, UsageRecord
 from voice_agent.storage.tables import usage
 
 #: Quantities are stored in thousandths so that every sum is an exact integer.
 MILLI = 1000
+#: The outbox topic usage rows are reported to Stripe on (voice_agent.billing.meter_events).
+STRIPE_TOPIC = "stripe"
 
 
 def to_milli(quantity: float) -> int:
@@ -44,11 +47,34 @@ def usage_row(record: UsageRecord) -> dict[str, Any]:
     }
 
 
-async def insert_usage(conn: AsyncConnection, records: Sequence[UsageRecord]) -> None:
-    """Insert the rows; a key already stored (a retried batch) is left as it is."""
+def stripe_message(record: UsageRecord) -> OutboxMessage:
+    """The outbox message that reports one usage row to Stripe. Its key is the row's own:
+    rows are independent (sent side by side), and the row's key dedupes it everywhere."""
+    return OutboxMessage(
+        topic=STRIPE_TOPIC,
+        tenant=record.tenant,
+        key=record.key,
+        dedupe=record.key,
+        payload={
+            "meter": record.meter,
+            "model": record.model,
+            "quantity_milli": to_milli(record.quantity),
+            "at": int(record.at.timestamp()),
+            "call_sid": record.call_sid,
+        },
+    )
+
+
+async def insert_usage(
+    conn: AsyncConnection, records: Sequence[UsageRecord], *, report: bool = False
+) -> None:
+    """Insert the rows; a key already stored (a retried batch) is left as it is. With
+    ``report``, each row's Stripe message is enqueued in the same transaction."""
     await conn.execute(
         _insert_ignoring_duplicates(conn.dialect.name), [usage_row(r) for r in records]
     )
+    if report:
+        await insert_messages(conn, [stripe_message(r) for r in records], datetime.now(UTC))
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,14 +87,15 @@ class StoredUsage:
 
 
 class UsageRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, report: bool = False) -> None:
         self._db = db
+        self._report = report  # to Stripe, through the outbox
 
     async def add(self, *records: UsageRecord) -> None:
         """Write rows now (outside a call's write queue: SMS, status callbacks)."""
         if records:
             async with self._db.engine.begin() as conn:
-                await insert_usage(conn, records)
+                await insert_usage(conn, records, report=self._report)
 
     async def rows_for_call(self, call_sid: str) -> list[StoredUsage]:
         query = (

@@ -83,8 +83,9 @@ def _message(row: Row[Any]) -> SmsMessage:
 
 
 class SmsRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, report_usage: bool = False) -> None:
         self._db = db
+        self._report = report_usage  # segments to Stripe, through the outbox (#14)
 
     # --- threads ------------------------------------------------------------------------
 
@@ -176,7 +177,9 @@ class SmsRepository:
                     .values(last_message_at=now)
                 )
                 if direction == "inbound":  # outbound ones once they go to Twilio
-                    await _meter(conn, thread_id, message_id, "sms_segments_in", segments, now)
+                    await _meter(
+                        conn, thread_id, message_id, "sms_segments_in", segments, now, self._report
+                    )
         except IntegrityError:
             if message_sid is not None and await self.by_sid(message_sid) is not None:
                 raise DuplicateMessage(message_sid) from None
@@ -243,13 +246,27 @@ class SmsRepository:
                 )
             ).first()
             if row is not None and status not in _NOT_SENT:
-                await _meter(conn, row.thread_id, message_id, "sms_segments_out", row.segments, now)
+                await _meter(
+                    conn,
+                    row.thread_id,
+                    message_id,
+                    "sms_segments_out",
+                    row.segments,
+                    now,
+                    self._report,
+                )
 
     async def meter_outbound(self, message: SmsMessage) -> None:
         """Count an outbound message's segments (a TwiML reply: Twilio sends it)."""
         async with self._db.engine.begin() as conn:
             await _meter(
-                conn, message.thread_id, message.id, "sms_segments_out", message.segments, None
+                conn,
+                message.thread_id,
+                message.id,
+                "sms_segments_out",
+                message.segments,
+                None,
+                self._report,
             )
 
     async def attach_sid(self, message_id: int, message_sid: str) -> None:
@@ -306,6 +323,7 @@ async def _meter(
     meter: str,
     segments: int,
     at: datetime | None,
+    report: bool,
 ) -> None:
     """A message's usage row (#14), in the transaction that stores or sends it; its key is
     the message, so counting it again changes nothing."""
@@ -321,4 +339,4 @@ async def _meter(
         model="twilio:sms",
         at=at or datetime.now(UTC),
     )
-    await insert_usage(conn, [record])
+    await insert_usage(conn, [record], report=report)
