@@ -254,7 +254,7 @@ async def build_runtime(
     runtime.outbox = OutboxWorker(OutboxRepository(database))
     calls.on_outbox = runtime.outbox.wake_all
     await runtime.tenants.ensure(default_tenant(settings, agents))
-    runtime.billing = Billing(database, settings)
+    runtime.billing = Billing(database, settings, clock)
     meter_events = runtime.billing.meter_delivery()
     if meter_events is not None:
         runtime.outbox.register(meter_events)

@@ -8,7 +8,6 @@ Verified on the raw body with the stripe SDK (``Stripe-Signature``, 5-minute tol
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -48,7 +47,7 @@ async def stripe_webhook(request: Request) -> Response:
     if not await billing.accounts.claim_event(event.id, event.type):
         return JSONResponse({"received": True, "duplicate": True})
     try:
-        outcome = await handle_event(billing, event.type, event.data.object, event.created)
+        outcome = await handle_event(billing, event.type, event.data.object.to_dict())
     except Exception:
         # Forgotten again, so Stripe's next delivery of it is handled.
         await billing.accounts.release_event(event.id)
@@ -56,9 +55,9 @@ async def stripe_webhook(request: Request) -> Response:
     return JSONResponse({"received": True, "outcome": outcome})
 
 
-async def handle_event(billing: Billing, kind: str, obj: Any, created: int) -> str:
-    """Apply one event; returns what it did, for the response and the log."""
-    customer = obj.get("customer") if hasattr(obj, "get") else None
+async def handle_event(billing: Billing, kind: str, obj: dict[str, Any]) -> str:
+    """Apply one event (its data.object as plain JSON); returns what it did."""
+    customer = obj.get("customer")
     if not isinstance(customer, str):
         return "ignored"
     account = await billing.accounts.by_customer(customer)
@@ -70,7 +69,7 @@ async def handle_event(billing: Billing, kind: str, obj: Any, created: int) -> s
         await billing.suspend(tenant, "subscription-deleted")
         return "suspended"
     if kind == "invoice.payment_failed":
-        account = await billing.payment_failed(tenant, datetime.fromtimestamp(created, UTC))
+        account = await billing.payment_failed(tenant)
         return "suspended" if account.suspended else "grace"
     if kind == "invoice.paid":
         await billing.restore(tenant, "invoice-paid")
@@ -84,6 +83,6 @@ async def handle_event(billing: Billing, kind: str, obj: Any, created: int) -> s
             await billing.suspend(tenant, f"subscription-{status}")
             return "suspended"
         if status == "past_due":
-            account = await billing.payment_failed(tenant, datetime.fromtimestamp(created, UTC))
+            account = await billing.payment_failed(tenant)
             return "suspended" if account.suspended else "grace"
     return "ignored"

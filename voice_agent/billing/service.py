@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from voice_agent.billing.costs import Costs
@@ -16,6 +16,7 @@ from voice_agent.billing.meter_events import MeterEventDelivery
 from voice_agent.billing.prices import PriceTable
 from voice_agent.billing.stripe_api import StripeApi
 from voice_agent.billing.tenant_options import NEW_CUSTOMER, BillingFieldError
+from voice_agent.clock import Clock, utc_now
 from voice_agent.settings import Settings
 from voice_agent.storage.billing import BillingRepository, HeldCalls, TenantBilling
 from voice_agent.storage.database import Database
@@ -48,7 +49,8 @@ def twilio_usd(price: float | None, unit: str | None) -> float | None:
 
 
 class Billing:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: Clock = utc_now) -> None:
+        self._clock = clock
         self.accounts = BillingRepository(db)
         self.held = HeldCalls(db)
         self.usage = UsageRepository(db)
@@ -109,18 +111,18 @@ class Billing:
         account = await self.accounts.get(tenant)
         failed = account.payment_failed_at
         if failed is not None and not account.suspended:
-            if datetime.now(UTC) - failed >= timedelta(days=account.grace_days):
+            if self._clock() - failed >= timedelta(days=account.grace_days):
                 account = await self.suspend(tenant, "payment-failed")
         return account
 
     async def suspended_since(self, tenant: str) -> datetime | None:
         return (await self.account(tenant)).suspended_at
 
-    async def payment_failed(self, tenant: str, at: datetime) -> TenantBilling:
-        """An unpaid invoice: the grace period starts at the first one."""
+    async def payment_failed(self, tenant: str) -> TenantBilling:
+        """An unpaid invoice: the grace period starts at the first one's arrival."""
         account = await self.accounts.get(tenant)
         if account.payment_failed_at is None:
-            account = await self.accounts.update(tenant, payment_failed_at=at)
+            account = await self.accounts.update(tenant, payment_failed_at=self._clock())
             log.warning(
                 "tenant %s: invoice payment failed; grace %d days", tenant, account.grace_days
             )
@@ -143,7 +145,7 @@ class Billing:
         account = await self.accounts.get(tenant)
         if account.suspended:
             return account
-        now = datetime.now(UTC)
+        now = self._clock()
         account = await self.accounts.update(tenant, suspended_at=now, suspended_reason=reason)
         log.warning("tenant %s suspended: %s", tenant, reason)
         await self._changed(
@@ -160,12 +162,12 @@ class Billing:
         account = await self.accounts.update(
             tenant, suspended_at=None, suspended_reason=None, payment_failed_at=None
         )
-        released = await self.held.release(tenant, datetime.now(UTC))
+        released = await self.held.release(tenant, self._clock())
         log.warning("tenant %s restored (%s); %d held calls due now", tenant, reason, released)
         await self._changed(
             tenant,
             "tenant.restored",
-            {"reason": reason, "restored_at": datetime.now(UTC).isoformat()},
+            {"reason": reason, "restored_at": self._clock().isoformat()},
         )
         return account
 
