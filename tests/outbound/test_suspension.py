@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -26,6 +26,8 @@ from tests.outbound.conftest import LEAD_PHONE, Outbound
 from voice_agent.billing.notice import END_REASON, SUSPENDED_MESSAGE
 from voice_agent.sms.service import SUSPENDED_REPLY
 from voice_agent.storage.billing import BillingRepository
+from voice_agent.storage.metering import UsageRepository
+from voice_agent.storage.records import UsageRecord
 from voice_agent.storage.scheduled_calls import ScheduledCall, ScheduledCallRepository
 from voice_agent.storage.users import UserRepository
 
@@ -196,6 +198,8 @@ async def test_forged_stale_replayed_and_malformed_webhooks(
     async with serve_billed() as server:
         accounts = await _customer(server)
         deleted = {"customer": CUSTOMER, "status": "canceled"}
+        changes: list[str] = []  # the tenant.suspended / tenant.restored seam
+        server.runtime.billing.on_change(lambda tenant, kind, data: changes.append(kind))  # type: ignore[union-attr]
 
         forged = await post_event(
             server, "customer.subscription.deleted", deleted, secret="whsec_wrong"
@@ -223,6 +227,7 @@ async def test_forged_stale_replayed_and_malformed_webhooks(
         )
         assert again.status_code == 200 and again.json()["duplicate"] is True
         assert not (await accounts.get("default")).suspended
+        assert changes == ["tenant.suspended", "tenant.restored"]  # the replay emitted nothing
 
         # Events for a customer no tenant has are acknowledged and change nothing.
         other = await post_event(server, "invoice.paid", {"customer": "cus_nobody"})
@@ -261,3 +266,55 @@ async def test_unpaid_invoice_suspends_only_after_the_grace_period(
         assert restored.json()["outcome"] == "restored"
         account = await accounts.get("default")
         assert not account.suspended and account.payment_failed_at is None
+
+
+async def test_spend_cap_warns_at_80_percent_then_holds_outbound_not_inbound(
+    serve_billed: Callable[..., Any],
+) -> None:
+    async with serve_billed() as server:
+        await _customer(server, monthly_cap_usd=1.0, markup=2.0)
+        usage = UsageRepository(server.runtime.database)
+        now = datetime.now(UTC)
+
+        def tokens(key: str, n: int) -> UsageRecord:
+            return UsageRecord(key, "default", None, "llm_output_tokens", n, "gpt-4o", now)
+
+        # 42,500 output tokens at $0.01/1k, times the markup of 2: $0.85 of a $1.00 cap.
+        await usage.add(tokens("cap-1", 42_500))
+        standing = await server.runtime.billing.standing("default")  # type: ignore[union-attr]
+        assert standing.warn and not standing.over_cap
+        assert standing.cap_share == pytest.approx(0.85)
+        page = await _dashboard_page(server)
+        assert "billing-banner" in page and "85 %" in page
+
+        await usage.add(tokens("cap-2", 10_000))  # $1.05: over the cap
+        scheduled = ScheduledCallRepository(server.runtime.database)
+        call_id = await scheduled.add(
+            ScheduledCall("default", LEAD_PHONE, server.clock.now - timedelta(minutes=1), "manual")
+        )
+
+        async def held() -> bool:
+            call = await scheduled.get(call_id)
+            return call is not None and call.last_error == "held: monthly spend cap reached"
+
+        await _wait_for(held, "the dialer to hold the call at the cap")
+        assert server.creates() == []
+        # Inbound calls are still answered by the agent: a media stream, no notice.
+        params = {
+            "CallSid": "CA" + secrets.token_hex(16),
+            "AccountSid": TWILIO_ACCOUNT,
+            "From": "+14155550134",
+            "To": "+15557654321",
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+        }
+        url = server.settings.public_base_url + "/twilio/voice"
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            answer = await http.post(
+                url, data=params, headers={"X-Twilio-Signature": sign(url, params)}
+            )
+        assert answer.status_code == 200 and "<Connect>" in answer.text
+        parameter = ET.fromstring(answer.text).find(".//Parameter")
+        assert parameter is not None
+        data = await server.runtime.tokens.redeem(parameter.get("value", ""))
+        assert data is not None and data["tenant"] == "default" and "suspended" not in data
