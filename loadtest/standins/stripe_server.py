@@ -91,7 +91,8 @@ class MeterEvent:
     customer: str
     value: str
     timestamp: int
-    received_at: float
+    received_at: float  # monotonic
+    received_wall: float  # unix time, to compare with a row's own time
 
 
 @dataclass(slots=True)
@@ -284,7 +285,9 @@ class StripeStandin:
             )
         self._identifiers.add(identifier)
         self.meter_events.append(
-            MeterEvent(name, identifier, customer, str(value), timestamp, time.monotonic())
+            MeterEvent(
+                name, identifier, customer, str(value), timestamp, time.monotonic(), time.time()
+            )
         )
         if self._lose > 0:
             self._lose -= 1

@@ -122,3 +122,39 @@ async def test_a_calls_usage_reaches_stripe_once_after_an_outage(
     assert len({e.identifier for e in events}) == len(events)  # once each
     assert {e.event_name for e in events} == {settings.stripe_meter_event_name}
     print(f"meter events: {len(events)} delivered {delay_s:.2f} s after Stripe came back")
+
+
+async def test_meter_events_leave_as_the_turns_are_written(
+    standin: StandinOpenAI,
+    stripe_standin: StripeStandin,
+    cascade_settings: Callable[..., Settings],
+) -> None:
+    """Without an outage, each row's meter event follows its write within moments: the
+    write wakes the outbox rather than waiting for its poll. Prints the delays."""
+    standin.responder = short_responder
+    settings = cascade_settings(
+        stripe_api_key=stripe_standin.api_key, stripe_api_base_url=stripe_standin.base_url
+    )
+    customer = "cus_standin02"
+    stripe_standin.customers[customer] = {"id": customer, "object": "customer"}
+    await upgrade(settings.database_url)
+    db = await Database.connect(settings.database_url)
+    await BillingRepository(db).update("default", stripe_customer_id=customer)
+    async with running_server(settings):
+        result = await place_call(
+            settings.public_base_url, demo_turns(), auth_token=TWILIO_TOKEN, hangup_wait_s=3.0
+        )
+        hung_up = time.monotonic()
+        rows = await UsageRepository(db).rows_for_call(result.call_sid)
+        await until(lambda: len(stripe_standin.meter_events) >= len(rows), 10.0, "every row")
+    await db.dispose()
+    # Each row's own time (measured on the call path) against its event's arrival.
+    arrived = {e.identifier: e.received_wall for e in stripe_standin.meter_events}
+    assert set(arrived) == {r.key for r in rows}
+    delays = sorted(arrived[r.key] - r.at.timestamp() for r in rows)
+    last = max(e.received_at for e in stripe_standin.meter_events)
+    print(
+        f"meter events: {len(rows)} rows; delay p50 {delays[len(delays) // 2] * 1000:.0f} ms,"
+        f" max {delays[-1] * 1000:.0f} ms; the last {last - hung_up:+.3f} s after the hang-up"
+    )
+    assert delays[-1] < 5.0

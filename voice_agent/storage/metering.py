@@ -79,6 +79,7 @@ async def insert_usage(
 
 @dataclass(slots=True, frozen=True)
 class StoredUsage:
+    key: str
     meter: str
     model: str
     quantity: float
@@ -99,13 +100,13 @@ class UsageRepository:
 
     async def rows_for_call(self, call_sid: str) -> list[StoredUsage]:
         query = (
-            select(usage.c.meter, usage.c.model, usage.c.quantity_milli, usage.c.at)
+            select(usage.c.key, usage.c.meter, usage.c.model, usage.c.quantity_milli, usage.c.at)
             .where(usage.c.call_sid == call_sid)
             .order_by(usage.c.id)
         )
         async with self._db.engine.connect() as conn:
             return [
-                StoredUsage(r.meter, r.model, r.quantity_milli / MILLI, r.at, call_sid)
+                StoredUsage(r.key, r.meter, r.model, r.quantity_milli / MILLI, r.at, call_sid)
                 for r in await conn.execute(query)
             ]
 
