@@ -13,6 +13,7 @@ from tests.conftest import TWILIO_TOKEN
 from voice_agent.demo import DEMO_SCRIPT, demo_turns, running_server
 from voice_agent.providers.base import Pipeline
 from voice_agent.settings import Settings
+from voice_agent.storage.metering import UsageRepository
 
 
 def words(text: str) -> list[str]:
@@ -31,6 +32,9 @@ async def test_whole_offline_call(
         result = await place_call(settings.public_base_url, demo_turns(), auth_token=TWILIO_TOKEN)
         assert await runtime.writes.flush(5.0)
         stored = await runtime.calls.get_call(result.call_sid)
+        usage = await UsageRepository(runtime.database).rows_for_call(result.call_sid)
+        assert runtime.billing is not None
+        billed = await runtime.billing.costs.call_record(result.call_sid, "default")
 
     assert result.error is None
     assert stored is not None
@@ -79,3 +83,17 @@ async def test_whole_offline_call(
         assert turn.stt_ms is not None and turn.stt_ms > 0
         assert turn.server_ms is not None and turn.server_ms >= 0
         assert turn.total_ms >= turn.endpointing_ms
+
+    # The offline pipeline is metered like any other (its audio seconds and characters are
+    # counted) and priced at nothing; the playbook reports no tokens.
+    meters = {(r.meter, r.model) for r in usage}
+    assert meters == {
+        ("stt_seconds", "offline:whisper-tiny.en"),
+        ("tts_characters", "offline:piper"),
+    }
+    heard_s = sum(r.quantity for r in usage if r.meter == "stt_seconds")
+    # What the VAD cut out as speech: part of the caller's audio, never more than all of it.
+    spoken_s = sum(len(u.utterance.audio) for u in demo_turns()) / 8000
+    assert 0.5 * spoken_s < heard_s <= spoken_s + 1.0, (heard_s, spoken_s)
+    assert billed["usage"]["tts_characters"] > 0
+    assert billed["cost_usd"] == {"telephony": 0, "stt": 0, "llm": 0, "tts": 0, "total": 0}
