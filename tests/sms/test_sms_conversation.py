@@ -53,6 +53,14 @@ async def test_thread_history_reaches_the_model(sms_server: SmsServer) -> None:
     )
     assert sms_server.twilio.message_requests() == []  # inline replies need no REST call
 
+    # Metered (#14): each text's segments in and out, and the model's tokens for each reply
+    # as its stream's usage chunk gave them.
+    month = await sms_server.runtime.billing.costs.month("default")  # type: ignore[union-attr]
+    assert month.usage["sms_segments"] == sum(m.segments for m in stored)
+    reported = list(sms_server.openai.usage_sent)
+    assert month.usage["llm_input_tokens"] == sum(u["prompt_tokens"] for u in reported) > 0
+    assert month.usage["llm_output_tokens"] == sum(u["completion_tokens"] for u in reported)
+
 
 async def test_slow_model_replies_through_the_rest_api(
     sms_server_factory: SmsServerFactory,

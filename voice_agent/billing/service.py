@@ -53,7 +53,7 @@ class Billing:
         self._clock = clock
         self.accounts = BillingRepository(db)
         self.held = HeldCalls(db)
-        self.usage = UsageRepository(db)
+        self.usage = UsageRepository(db, report=bool(settings.stripe_api_key))
         self.prices = PriceTable.from_settings(settings)
         self.costs = Costs(self.usage, self.accounts, self.prices)
         self._settings = settings

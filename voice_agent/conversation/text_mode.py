@@ -24,6 +24,7 @@ from voice_agent.providers.base import (
     DialogueEngine,
     ProviderError,
     TextDelta,
+    TokenUsage,
     ToolCall,
 )
 
@@ -66,6 +67,8 @@ class TextReply:
     tools: list[str] = field(default_factory=list)
     #: The provider failed and the text is an apology.
     failed: bool = False
+    #: Tokens each model response was billed for (#14), for the caller to meter.
+    usage: list[TokenUsage] = field(default_factory=list)
 
 
 def _escape(text: str) -> str:
@@ -119,7 +122,7 @@ class TextAgent:
         links: list[str] = []
         try:
             for _ in range(_MAX_TOOL_ROUNDS):
-                text, calls = await _collect(dialogue, messages)
+                text, calls = await _collect(dialogue, messages, result.usage)
                 if text.strip():
                     parts.append(text.strip())
                 if not calls:
@@ -199,7 +202,9 @@ class TextAgent:
         return self._agent.render_speech(template, self._variables)
 
 
-async def _collect(dialogue: Dialogue, history: list[ChatMessage]) -> tuple[str, list[ToolCall]]:
+async def _collect(
+    dialogue: Dialogue, history: list[ChatMessage], usage: list[TokenUsage] | None = None
+) -> tuple[str, list[ToolCall]]:
     text: list[str] = []
     calls: list[ToolCall] = []
     async with contextlib.aclosing(dialogue.respond(history)) as events:
@@ -208,4 +213,6 @@ async def _collect(dialogue: Dialogue, history: list[ChatMessage]) -> tuple[str,
                 text.append(event.text)
             elif isinstance(event, ToolCall):
                 calls.append(event)
+            elif usage is not None:
+                usage.append(event)
     return "".join(text), calls

@@ -10,7 +10,6 @@ from voice_agent.outbound.pacing import RedisCpsGate
 from voice_agent.outbound.service import OutboundService
 from voice_agent.runtime import Runtime
 from voice_agent.storage.leads import LeadRepository
-from voice_agent.storage.metering import UsageRepository
 from webhooks.lead import LeadLimits
 from webhooks.rate_limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
@@ -65,7 +64,7 @@ def build_outbound(runtime: Runtime) -> OutboundService:
         default_tenant=settings.default_tenant,
         live_calls=runtime.live_calls,
         phrases=greetings.synthesiser,
-        usage=UsageRepository(runtime.database, report=bool(runtime.settings.stripe_api_key)),
+        usage=runtime.billing.usage if runtime.billing is not None else None,
     )
 
 

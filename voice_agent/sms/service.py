@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,7 @@ from prompts import AgentDefinition
 from voice_agent.billing.service import Billing
 from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.ports import CallInfo
-from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
+from voice_agent.conversation.text_mode import TextAgent, TextReply, ThreadTurn
 from voice_agent.providers.base import Pipeline
 from voice_agent.sms.keywords import Keyword, classify
 from voice_agent.sms.segments import count_segments
@@ -39,6 +40,7 @@ from voice_agent.sms.sender import SmsSender
 from voice_agent.sms.thread_locks import ThreadLocks
 from voice_agent.sms.toolbox import ThreadTools, local_zone
 from voice_agent.storage.opt_outs import OptOutRepository
+from voice_agent.storage.records import UsageRecord
 from voice_agent.storage.scheduled_calls import ScheduledCallRepository
 from voice_agent.storage.sms import DuplicateMessage, SmsMessage, SmsRepository, SmsThread
 from voice_agent.storage.tenants import Tenant, TenantRepository, UnknownTenant
@@ -326,9 +328,31 @@ class SmsService:
             )
             tools = ThreadTools(thread, tenant, self._repo, self._scheduled, self._clock())
             reply = await text_agent.reply(history, tools)
+            await self._meter_tokens(tenant.slug, reply)
             if reply.tools:
                 log.info("sms thread %d: tools %s", thread.id, ", ".join(reply.tools))
             return await self.sender.prepare(thread, reply.text, tenant.sms_max_segments)
+
+    async def _meter_tokens(self, tenant: str, reply: TextReply) -> None:
+        """The text reply's LLM tokens as usage rows (#14); a failure to store them is
+        logged, never in the way of the reply."""
+        if self._billing is None or not reply.usage:
+            return
+        now = datetime.now(UTC)  # as every usage row: the real time it was measured
+        batch = secrets.token_hex(6)
+        records = [
+            UsageRecord(f"sms-llm:{batch}:{i}:{meter}", tenant, None, meter, n, usage.model, now)
+            for i, usage in enumerate(reply.usage)
+            for meter, n in (
+                ("llm_input_tokens", usage.input_tokens),
+                ("llm_output_tokens", usage.output_tokens),
+            )
+            if n
+        ]
+        try:
+            await self._billing.usage.add(*records)
+        except Exception:
+            log.exception("sms: LLM usage of a reply for %s not stored", tenant)
 
     async def _history(self, thread: SmsThread) -> list[ThreadTurn]:
         turns: list[ThreadTurn] = []
