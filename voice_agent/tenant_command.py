@@ -33,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
         billing = tenant_options.parse(
             args.stripe_customer, args.markup, args.monthly_cap, args.grace_days
         )
-    except tenant_options.BillingFieldError as exc:
-        return _fail(f"--{exc.field.replace('_', '-')}: {exc.message}")
     except TenantFieldError as exc:
         flag = "SLUG" if exc.field == "slug" else f"--{exc.field.replace('_', '-')}"
         return _fail(f"{flag}: {exc.message}")
@@ -70,7 +68,7 @@ async def _add(
                 account = await Billing(database, settings).configure(
                     tenant.slug, tenant.name, billing
                 )
-            except tenant_options.BillingFieldError as exc:
+            except TenantFieldError as exc:
                 return _fail(f"--{exc.field.replace('_', '-')}: {exc.message} (tenant added)")
             except CustomerTaken as exc:
                 return _fail(f"--stripe-customer: {exc} belongs to another tenant (tenant added)")

@@ -15,12 +15,13 @@ from voice_agent.billing.costs import Costs
 from voice_agent.billing.meter_events import MeterEventDelivery
 from voice_agent.billing.prices import PriceTable
 from voice_agent.billing.stripe_api import StripeApi
-from voice_agent.billing.tenant_options import NEW_CUSTOMER, BillingFieldError
+from voice_agent.billing.tenant_options import NEW_CUSTOMER
 from voice_agent.clock import Clock, utc_now
 from voice_agent.settings import Settings
 from voice_agent.storage.billing import BillingRepository, HeldCalls, TenantBilling
 from voice_agent.storage.database import Database
 from voice_agent.storage.metering import UsageRepository
+from voice_agent.tenant_setup import TenantFieldError
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,13 @@ class Billing:
 
     async def configure(self, tenant: str, name: str, values: dict[str, Any]) -> TenantBilling:
         """Store billing fields (tenant_options.parse); a Stripe customer of "new" is
-        created through Stripe's API first. Raises BillingFieldError, or CustomerTaken
+        created through Stripe's API first. Raises TenantFieldError, or CustomerTaken
         when the customer is another tenant's."""
         values = dict(values)
         if values.get("stripe_customer_id") == NEW_CUSTOMER:
             key = self._settings.stripe_api_key
             if not key:
-                raise BillingFieldError("stripe_customer", "creating one needs STRIPE_API_KEY")
+                raise TenantFieldError("stripe_customer", "creating one needs STRIPE_API_KEY")
             if self.stripe is not None:
                 values["stripe_customer_id"] = await self.stripe.create_customer(tenant, name)
             else:

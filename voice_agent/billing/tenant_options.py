@@ -7,16 +7,11 @@ import argparse
 import re
 from typing import Any
 
+from voice_agent.tenant_setup import TenantFieldError
+
 #: `--stripe-customer new` creates the customer through Stripe's API.
 NEW_CUSTOMER = "new"
 _CUSTOMER_ID = re.compile(r"^cus_[A-Za-z0-9]{1,60}$")
-
-
-class BillingFieldError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +34,7 @@ def parse(
     if stripe_customer:
         customer = stripe_customer.strip()
         if customer != NEW_CUSTOMER and not _CUSTOMER_ID.match(customer):
-            raise BillingFieldError("stripe_customer", "must look like cus_… (or be 'new')")
+            raise TenantFieldError("stripe_customer", "must look like cus_… (or be 'new')")
         values["stripe_customer_id"] = customer
     if markup not in (None, ""):
         values["markup"] = _number("markup", markup, low=0.0, high=100.0)
@@ -53,9 +48,9 @@ def parse(
         try:
             days = int(grace_days)
         except ValueError:
-            raise BillingFieldError("grace_days", "must be a whole number of days") from None
+            raise TenantFieldError("grace_days", "must be a whole number of days") from None
         if not 0 <= days <= 90:
-            raise BillingFieldError("grace_days", "must be between 0 and 90")
+            raise TenantFieldError("grace_days", "must be between 0 and 90")
         values["grace_days"] = days
     return values
 
@@ -64,7 +59,7 @@ def _number(field: str, raw: str, *, low: float, high: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise BillingFieldError(field, "must be a number") from None
+        raise TenantFieldError(field, "must be a number") from None
     if not low <= value <= high:
-        raise BillingFieldError(field, f"must be between {low:g} and {high:g}")
+        raise TenantFieldError(field, f"must be between {low:g} and {high:g}")
     return value

@@ -11,11 +11,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from voice_agent.billing.costs import DayCost, MonthCost
-from voice_agent.billing.tenant_options import BillingFieldError, parse
+from voice_agent.billing.tenant_options import parse
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.state import Dashboard
 from voice_agent.storage.billing import CustomerTaken
 from voice_agent.storage.tenants import UnknownTenant
+from voice_agent.tenant_setup import TenantFieldError
 
 _W, _H, _PAD = 620, 160, 24
 
@@ -95,7 +96,7 @@ async def tenant_billing(request: Request, viewer: Viewer) -> Response:
             fields["grace_days"],
         )
         await dash.billing.configure(slug, tenant.name, values)
-    except BillingFieldError as exc:
+    except TenantFieldError as exc:
         errors = {exc.field: exc.message}
     except CustomerTaken as exc:
         errors = {"stripe_customer": f"{exc} belongs to another tenant"}
