@@ -174,10 +174,6 @@ class StripeStandin:
             self._server = None
             self._task = None
 
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
-
     async def __aenter__(self) -> StripeStandin:
         await self.start()
         return self

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from voice_agent.billing.prices import Cost, PriceTable, UsageSummary, cost_of
-from voice_agent.storage.billing import BillingRepository, TenantBilling
+from voice_agent.storage.billing import BillingRepository
 from voice_agent.storage.metering import UsageRepository, month_bounds
 
 
@@ -98,10 +98,3 @@ class Costs:
                 result.days.append(DayCost(when, day_cost, day_cost.total * account.markup))
                 when += timedelta(days=1)
         return result
-
-    async def over_cap(self, tenant: str, account: TenantBilling | None = None) -> bool:
-        """True once the tenant's price this month has reached its cap."""
-        account = account or await self.billing.get(tenant)
-        if account.monthly_cap_usd is None:
-            return False
-        return (await self.month(tenant)).price_usd >= account.monthly_cap_usd

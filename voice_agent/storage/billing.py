@@ -73,21 +73,11 @@ class BillingRepository:
             ).first()
         return _billing(row) if row is not None else TenantBilling(tenant)
 
-    async def all(self) -> dict[str, TenantBilling]:
-        async with self._db.engine.connect() as conn:
-            rows = await conn.execute(select(tenant_billing))
-            return {row.tenant: _billing(row) for row in rows}
-
     async def by_customer(self, customer_id: str) -> TenantBilling | None:
         query = select(tenant_billing).where(tenant_billing.c.stripe_customer_id == customer_id)
         async with self._db.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return _billing(row) if row is not None else None
-
-    async def suspended(self) -> set[str]:
-        query = select(tenant_billing.c.tenant).where(tenant_billing.c.suspended_at.is_not(None))
-        async with self._db.engine.connect() as conn:
-            return set((await conn.execute(query)).scalars())
 
     async def update(self, tenant: str, **values: Any) -> TenantBilling:
         """Set billing fields (creating the row). Raises CustomerTaken when the Stripe
