@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
-from voice_agent.dashboard.filters import DIRECTIONS, STATUSES, parse_filter
+from voice_agent.dashboard.filters import DIRECTIONS, OUTCOMES, STATUSES, parse_filter
 from voice_agent.dashboard.timeline import STAGES, timeline
 
 
@@ -43,6 +43,7 @@ async def calls_page(request: Request, viewer: Viewer) -> Response:
         paged=parsed.cursor is not None,
         directions=DIRECTIONS,
         statuses=STATUSES,
+        outcomes=OUTCOMES,
         agents=sorted(dash.agents),
         tenants=tenants,
     )

@@ -12,7 +12,20 @@ from voice_agent.storage.database import Database
 from voice_agent.storage.tables import leads
 
 LEAD_STATUSES = frozenset(
-    {"new", "calling", "contacted", "voicemail", "no-answer", "opted-out", "failed"}
+    {
+        "new",
+        "calling",
+        "contacted",
+        "voicemail",
+        "no-answer",
+        "opted-out",
+        "failed",
+        # Set from a call's post-call analysis (#12).
+        "qualified",
+        "not-interested",
+        "callback",
+        "transferred",
+    }
 )
 
 
