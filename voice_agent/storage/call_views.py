@@ -32,8 +32,11 @@ class CallView:
 
     @property
     def fields(self) -> dict[str, Any]:
-        """The fields the post-call analysis extracted (none before it ran)."""
+        """The fields the post-call analysis extracted; before it ran, any the pipeline
+        stored in the call's metadata."""
         extracted = (self.call.analysis or {}).get("fields")
+        if not isinstance(extracted, dict):
+            extracted = (self.call.metadata or {}).get("fields")
         return dict(extracted) if isinstance(extracted, dict) else {}
 
     @property
