@@ -59,6 +59,16 @@ async def test_known_by_an_earlier_call_and_then_by_a_text(db: Database) -> None
 
     sms = SmsRepository(db)
     thread = await sms.open_thread("acme", NUMBER, "+15557654321", "receptionist")
+    # Our own follow-up text says less than the call it followed: not the last contact.
+    await sms.add_message(
+        thread.id,
+        direction="outbound",
+        body="Thanks for calling!",
+        status="sent",
+        at=ended + timedelta(minutes=1),
+    )
+    known = await find("acme", NUMBER)
+    assert known is not None and known.last_interaction.startswith("On Dec 5, a call:")
     await sms.add_message(
         thread.id,
         direction="inbound",

@@ -42,7 +42,7 @@ def _clip(text: str) -> str:
 
 def database_finder(database: Database) -> Finder:
     """Our own tables: the newest lead's name (else the name an analysed call recorded),
-    and the newest of the last analysed call and the last text."""
+    and the newer of the last analysed call and the last text they sent."""
 
     async def find(tenant: str, phone: str) -> KnownCaller | None:
         if not phone:
@@ -73,9 +73,15 @@ def database_finder(database: Database) -> Finder:
             ).first()
             text = (
                 await conn.execute(
-                    select(sms_messages.c.body, sms_messages.c.direction, sms_messages.c.created_at)
+                    select(sms_messages.c.body, sms_messages.c.created_at)
                     .select_from(sms_threads.join(sms_messages))
-                    .where(sms_threads.c.tenant == tenant, sms_threads.c.number == phone)
+                    .where(
+                        sms_threads.c.tenant == tenant,
+                        sms_threads.c.number == phone,
+                        # What they wrote: our own texts (a call's follow-up) say less
+                        # than the call they followed.
+                        sms_messages.c.direction == "inbound",
+                    )
                     .order_by(desc(sms_messages.c.created_at))
                     .limit(1)
                 )
@@ -90,8 +96,7 @@ def database_finder(database: Database) -> Finder:
         last = ""
         call_at = call.ended_at if call is not None else None
         if text is not None and (call_at is None or text.created_at > call_at):
-            who = "they texted us" if text.direction == "inbound" else "we texted them"
-            last = f"On {_day(text.created_at)} {who}: {_clip(text.body)}"
+            last = f"On {_day(text.created_at)} they texted us: {_clip(text.body)}"
         elif call_at is not None and analysis.get("summary"):
             last = f"On {_day(call_at)}, a call: {_clip(str(analysis['summary']))}"
         return KnownCaller(name, last)
