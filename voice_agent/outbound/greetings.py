@@ -173,7 +173,7 @@ class GreetingStore:
 
     async def settle(self, key: str, wait_s: float) -> bool:
         """Wait up to ``wait_s`` for the greeting being made here for ``key``. False (and
-        the greeting dropped) when it is not ready by then or failed; True when it is
+        the greeting let go) when it is not ready by then or failed; True when it is
         ready, or is not being made here (another worker's, fetched by `phrases_for`)."""
         prepared = self._entries.get(key)
         if prepared is None:
@@ -185,8 +185,8 @@ class GreetingStore:
         audio = prepared.audio
         if audio.done() and not audio.cancelled() and audio.exception() is None:
             return True
+        # Left to finish, not cancelled: the synthesiser caches it for this caller's next call.
         self._entries.pop(key, None)
-        audio.cancel()
         return False
 
     def phrases_for(self, key: str, shared: PhraseCache) -> PhraseCache | CallPhrases:
