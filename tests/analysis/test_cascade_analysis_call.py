@@ -17,6 +17,12 @@ from voice_agent.settings import Settings
 CALLER = "+15551230077"
 
 
+def last_system_prompt(standin: StandinOpenAI) -> str:
+    """The system prompt of the latest dialogue (streamed) request."""
+    streamed = [r for r in standin.recorded("chat") if r.body.get("stream")]
+    return str(streamed[-1].body["messages"][0]["content"])
+
+
 def script(utterances: dict[str, Utterance], *ids: str) -> list[CallerTurn]:
     return [CallerTurn(utterances[i]) for i in ids]
 
@@ -66,9 +72,7 @@ async def test_cascade_call_is_analysed_and_the_caller_is_greeted_by_name(
         spoken = [r.body.get("input") for r in standin.recorded("speech")]
         assert again.turns[0].text in spoken
         # The model knows who is calling and what happened last time.
-        dialogue = [r for r in standin.recorded("chat") if r.body.get("stream")][-1].body[
-            "messages"
-        ][0]["content"]
+        dialogue = last_system_prompt(standin)
         assert "name Sarah Johnson; their last contact with us: On " in dialogue
         assert "a call: Sarah Johnson called about" in dialogue
 
@@ -105,7 +109,5 @@ async def test_a_greeting_not_ready_in_time_falls_back_to_the_generic_one(
         assert again.turns[0].text == agent.render_speech(agent.greeting)
         assert second.greeting_ms is not None and second.greeting_ms < 1000
         # And the model is not told a name the greeting did not use.
-        dialogue = [r for r in standin.recorded("chat") if r.body.get("stream")][-1].body[
-            "messages"
-        ][0]["content"]
+        dialogue = last_system_prompt(standin)
         assert "name ; their last contact with us: " in dialogue

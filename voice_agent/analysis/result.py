@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from prompts import AgentDefinition
-from voice_agent.storage.analyses import CallToAnalyse
+from voice_agent.storage.analyses import OUTCOMES, CallToAnalyse, Outcome
 
-Outcome = Literal[
-    "qualified", "not-interested", "callback", "voicemail", "transferred", "no-answer", "other"
-]
-#: The contract's outcomes (spec/interface.md, "Post-call record"), in its order.
-OUTCOMES: tuple[Outcome, ...] = (
-    "qualified",
-    "not-interested",
-    "callback",
-    "voicemail",
-    "transferred",
-    "no-answer",
-    "other",
-)
+__all__ = ["OUTCOMES", "CallAnalysis", "Outcome", "RequestStats"]
+
 #: Twilio statuses of a call nobody answered.
 _UNANSWERED = frozenset({"no-answer", "busy", "canceled", "failed"})
 _NOT_INTERESTED = re.compile(
@@ -72,17 +61,6 @@ class CallAnalysis:
                 "output_tokens": self.request.output_tokens,
             }
         return doc
-
-
-def contract_view(document: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The ``analysis`` object of the API and ``transcript --json``."""
-    if not document:
-        return None
-    return {
-        "summary": document.get("summary", ""),
-        "outcome": document.get("outcome", "other"),
-        "fields": document.get("fields") or {},
-    }
 
 
 def empty_fields(agent: AgentDefinition | None) -> dict[str, Any]:

@@ -13,16 +13,6 @@ from voice_agent.storage.call_search import CallFilter, decode_cursor
 
 DIRECTIONS = ("inbound", "outbound")
 STATUSES = ("in-progress", "completed", "failed", "busy", "no-answer", "canceled")
-#: The post-call analysis's outcomes (spec/interface.md, "Post-call record").
-OUTCOMES = (
-    "qualified",
-    "not-interested",
-    "callback",
-    "voicemail",
-    "transferred",
-    "no-answer",
-    "other",
-)
 FIELDS = ("since", "until", "direction", "status", "outcome", "number", "agent", "q", "tenant")
 
 

@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
-from voice_agent.dashboard.filters import DIRECTIONS, OUTCOMES, STATUSES, parse_filter
+from voice_agent.dashboard.filters import DIRECTIONS, STATUSES, parse_filter
 from voice_agent.dashboard.timeline import STAGES, timeline
+from voice_agent.storage.analyses import OUTCOMES
 
 
 async def index(request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import and_, or_, select, update
 
@@ -14,6 +14,11 @@ from voice_agent.storage.database import Database
 from voice_agent.storage.records import StoredCall
 from voice_agent.storage.tables import calls, leads
 
+Outcome = Literal[
+    "qualified", "not-interested", "callback", "voicemail", "transferred", "no-answer", "other"
+]
+#: The contract's outcomes (spec/interface.md, "Post-call record"), in its order.
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 #: A lead's status after a call with this outcome; "other" leaves it as the dialer set it.
 LEAD_STATUS_BY_OUTCOME: dict[str, str] = {
     "qualified": "qualified",
