@@ -39,6 +39,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--total must be at least 1"
     if not 0.0 <= args.barge_in_rate <= 1.0:
         return "--barge-in-rate must be between 0 and 1"
+    if not 0.0 <= args.known_callers <= 1.0:
+        return "--known-callers must be between 0 and 1"
     if args.workers < 1:
         return "--workers must be at least 1"
     if args.workers > 1 and not args.redis_url and not args.target:
@@ -132,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             total=args.total,
             server_pid=pid,
             public_base_url=args.public_url,
+            known_callers=args.known_callers,
+            seed=args.seed,
         )
         progress = console if not args.no_progress else None
         result = _event_loop_run(_drive(options_run, plan, config, progress, args.profile))

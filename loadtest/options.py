@@ -29,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--barge-in-rate", type=float, default=0.2, help="share of middle turns cut in (0-1)"
     )
     run.add_argument("--seed", type=int, default=1)
+    run.add_argument(
+        "--known-callers",
+        type=float,
+        default=0.0,
+        help="share of calls (0-1) from the number of a caller who already finished a call"
+        " (caller memory); default 0: every call from a new number",
+    )
     server = parser.add_argument_group("the server")
     server.add_argument("--target", help="URL of a running server (default: start one here)")
     server.add_argument("--auth-token", help="the target's TWILIO_AUTH_TOKEN, to sign webhooks")

@@ -35,6 +35,9 @@ TARGETS = {
 METHOD = {
     "greeting_first_audio_ms": "caller side: Media Stream `start` sent to the first agent "
     "audio received",
+    "greeting_new_caller_ms": "greeting_first_audio_ms of calls from a number not seen before",
+    "greeting_repeat_caller_ms": "greeting_first_audio_ms of calls from the number of an "
+    "earlier finished call (--known-callers): the server may greet them by name",
     "turn_latency_ms": "caller side: end of the caller's speech (fixture label) to the "
     "first agent audio of the reply",
     "turn_excess_ms": "caller side: turn latency less the endpointing window and the "
@@ -92,6 +95,13 @@ def build(
     figures: dict[str, Any] = {
         "greeting_first_audio_ms": summary(
             c.greeting_ms for c in state.calls if c.greeting_ms is not None
+        ),
+        # Split by caller memory (--known-callers): repeat callers may hear a greeting by name.
+        "greeting_new_caller_ms": summary(
+            c.greeting_ms for c in state.calls if c.greeting_ms is not None and not c.repeat
+        ),
+        "greeting_repeat_caller_ms": summary(
+            c.greeting_ms for c in state.calls if c.greeting_ms is not None and c.repeat
         ),
         "turn_latency_ms": summary(t.reply_ms for t in turns if t.reply_ms is not None),
         "turn_excess_ms": summary(t.excess_ms for t in turns if t.excess_ms is not None),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -39,6 +40,10 @@ class RunOptions:
     public_base_url: str | None = None
     reply_timeout_s: float = 30.0
     hangup_wait_s: float = 10.0
+    #: Share of calls (0-1) placed from the number of a caller who already finished a call,
+    #: so the server knows them (caller memory); the rest call from numbers never seen.
+    known_callers: float = 0.0
+    seed: int = 1
 
 
 @dataclass(slots=True)
@@ -63,6 +68,8 @@ class CallFigures:
     gaps_ms: list[float]
     gap_ends: list[float]  # perf_counter() at each gap's end
     failure: str | None
+    #: Placed from the number of an earlier finished call (a caller the server may know).
+    repeat: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,9 @@ class LoadRun:
         self._resume = asyncio.Event()
         self._resume.set()
         self._drained = asyncio.Event()
+        #: Numbers whose call finished well: what a repeat caller calls from.
+        self._finished_numbers: list[str] = []
+        self._numbers = random.Random(options.seed)
 
     def now_s(self) -> float:
         return time.perf_counter() - self._t0 if self._t0 else 0.0
@@ -184,11 +194,13 @@ class LoadRun:
             # first hundred have ended.
             self._resume.clear()
         turns = self.scenario.call_turns()
+        number, repeat = self._caller_number(index)
         started = self.now_s()
         try:
             result = await place_call(
                 options.base_url,
                 turns,
+                from_number=number,
                 auth_token=options.auth_token,
                 public_base_url=options.public_base_url,
                 reply_timeout_s=options.reply_timeout_s,
@@ -199,6 +211,9 @@ class LoadRun:
         except Exception as exc:  # one broken call must not end the run
             result = CallResult(call_sid="?", error=f"{type(exc).__name__}: {exc}")
         figures = self._figures(index, started, turns, result)
+        figures.repeat = repeat
+        if figures.failure is None:
+            self._finished_numbers.append(number)
         state.calls.append(figures)
         state.active -= 1
         state.done += 1
@@ -210,6 +225,13 @@ class LoadRun:
             if usage is not None:
                 state.leak = LeakCheck(state.done, _mb(usage.rss_bytes))
             self._resume.set()
+
+    def _caller_number(self, index: int) -> tuple[str, bool]:
+        """Each call from its own new number, unless drawn as a repeat caller."""
+        share = self.options.known_callers
+        if share > 0 and self._finished_numbers and self._numbers.random() < share:
+            return self._numbers.choice(self._finished_numbers), True
+        return f"+1555{2_000_000 + index:07d}", False
 
     def _leak_end(self) -> None:
         state = self.state

@@ -1,7 +1,16 @@
 """Agent definitions (persona, greeting, playbook steps, tools, FAQ) and their loader."""
 
-from prompts.definition import AgentDefinition, Extractor, FaqEntry, PlaybookStep, tidy_speech
+from prompts.definition import (
+    AgentDefinition,
+    AnalysisField,
+    AnalysisSchema,
+    Extractor,
+    FaqEntry,
+    PlaybookStep,
+    tidy_speech,
+)
 from prompts.loader import (
+    CALLER_VARIABLES,
     EXTRACTORS,
     SMS_TOOL_NAMES,
     TOOL_NAMES,
@@ -12,11 +21,14 @@ from prompts.loader import (
 )
 
 __all__ = [
+    "CALLER_VARIABLES",
     "EXTRACTORS",
     "SMS_TOOL_NAMES",
     "TOOL_NAMES",
     "AgentDefinition",
     "AgentDefinitionError",
+    "AnalysisField",
+    "AnalysisSchema",
     "Extractor",
     "FaqEntry",
     "PlaybookStep",

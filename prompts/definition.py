@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Extractor = Literal["name", "text", "money", "timeframe", "yes_no"]
+FieldType = Literal["string", "number", "boolean", "enum"]
+#: Offline ways to fill a field that no single playbook slot holds.
+Derivation = Literal["interest", "caller_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,62 @@ class FaqEntry:
     answer: str
     #: Words or short phrases that, heard in the caller's turn, select this answer.
     keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisField:
+    """One structured field the post-call analysis extracts from a finished call."""
+
+    name: str
+    type: FieldType
+    #: What the field means; the model reads it, staff see it as the field's label.
+    description: str
+    #: enum fields only: the allowed values.
+    values: tuple[str, ...] = ()
+    #: Offline: the playbook slot whose answer fills the field.
+    slot: str | None = None
+    #: Offline: a rule instead of a slot. "interest": high/medium/low from the outcome;
+    #: "caller_name": the name we know the other party by (their lead, caller memory).
+    derive: Derivation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSchema:
+    """What a finished call's analysis holds besides its summary and outcome."""
+
+    fields: tuple[AnalysisField, ...] = ()
+    #: Extra guidance for the model (what counts as qualified for this business).
+    instructions: str = ""
+
+    def json_schema(self, outcomes: tuple[str, ...]) -> dict[str, object]:
+        """The structured-output schema (OpenAI strict mode: every property required,
+        no others; a field the call did not reveal is null)."""
+        properties: dict[str, object] = {}
+        for item in self.fields:
+            if item.type == "enum":
+                spec: dict[str, object] = {"type": ["string", "null"], "enum": [*item.values, None]}
+            else:
+                spec = {"type": [item.type, "null"]}
+            properties[item.name] = spec | {"description": item.description}
+        return {
+            "type": "object",
+            "properties": {
+                "summary": {
+                    "type": "string",
+                    "description": "Two or three sentences for staff: who called, what "
+                    "they wanted, what was agreed.",
+                },
+                "outcome": {"type": "string", "enum": list(outcomes)},
+                "fields": {
+                    "type": "object",
+                    "properties": properties,
+                    "required": [item.name for item in self.fields],
+                    "additionalProperties": False,
+                },
+            },
+            "required": ["summary", "outcome", "fields"],
+            "additionalProperties": False,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +149,17 @@ class AgentDefinition:
     )
     #: Texted to the other party after a call with them; empty: no follow-up.
     followup_sms: str = ""
+    # --- caller memory and post-call analysis (#12) -------------------------------------
+    #: Said instead of the greeting to a caller we know ({caller_name} is set); empty:
+    #: known callers hear the usual greeting.
+    returning_greeting: str = ""
+    analysis: AnalysisSchema = field(default_factory=AnalysisSchema)
+
+    def greeting_for(self, variables: Mapping[str, str]) -> str:
+        """The greeting template for this call: the returning caller's when we know them."""
+        if self.returning_greeting and variables.get("caller_name"):
+            return self.returning_greeting
+        return self.greeting
 
     def render(self, template: str, variables: Mapping[str, str] | None = None) -> str:
         """Fill a template from the definition's defaults overlaid with per-call values."""

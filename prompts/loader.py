@@ -15,13 +15,30 @@ from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
-from prompts.definition import AgentDefinition, Extractor, FaqEntry, PlaybookStep
+from prompts.definition import (
+    AgentDefinition,
+    AnalysisField,
+    AnalysisSchema,
+    Derivation,
+    Extractor,
+    FaqEntry,
+    FieldType,
+    PlaybookStep,
+)
 
 #: Tools an agent may be given; the conversation core knows how to run exactly these.
 TOOL_NAMES: frozenset[str] = frozenset({"end_call", "transfer_call"})
 #: Tools an agent may be given in text (SMS) mode.
 SMS_TOOL_NAMES: frozenset[str] = frozenset({"hand_off", "schedule_callback", "send_link"})
 EXTRACTORS: tuple[str, ...] = get_args(Extractor)
+FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
+DERIVATIONS: tuple[str, ...] = get_args(Derivation)
+#: Prompt variables every call may carry without a definition declaring them: what caller
+#: memory knows about an inbound caller (empty for a new one).
+CALLER_VARIABLES: tuple[str, ...] = ("caller_name", "last_interaction")
+#: What derive = "interest" writes: the field must allow each of these.
+INTEREST_LEVELS: tuple[str, ...] = ("high", "medium", "low")
+_MAX_ANALYSIS_FIELDS = 30
 
 _SLUG = re.compile(r"^[a-z][a-z0-9_-]{1,62}$")
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -50,6 +67,7 @@ _OPTIONAL_TEXT = (
     "sms_greeting",
     "sms_handoff",
     "followup_sms",
+    "returning_greeting",
 )
 _TOP_KEYS = frozenset(
     (
@@ -63,10 +81,13 @@ _TOP_KEYS = frozenset(
         "variables",
         "links",
         "sms_tools",
+        "analysis",
     )
 )
 _STEP_KEYS = frozenset({"id", "slot", "ask", "extract", "reprompt", "ack", "decline"})
 _FAQ_KEYS = frozenset({"question", "answer", "keywords"})
+_ANALYSIS_KEYS = frozenset({"fields", "instructions"})
+_FIELD_KEYS = frozenset({"type", "description", "values", "slot", "derive"})
 #: Fields rendered with call variables; their {placeholders} are checked against the
 #: declared variables and slots.
 _TEMPLATE_FIELDS = (
@@ -191,7 +212,8 @@ class _Reader:
         if "transfer_call" in tools and transfer_number is None:
             raise self.fail("transfer_number", "missing, but 'transfer_call' is in tools")
 
-        known = set(variables) | {step.slot for step in steps} | set(links)
+        analysis = self.analysis(raw.get("analysis", {}), {step.slot for step in steps})
+        known = set(variables) | {step.slot for step in steps} | set(links) | set(CALLER_VARIABLES)
         templates = {key: values[key] for key in _TEMPLATE_FIELDS if values.get(key)}
         if transfer_number:
             templates["transfer_number"] = transfer_number
@@ -210,6 +232,7 @@ class _Reader:
             variables=variables,
             links=links,
             sms_tools=sms_tools,
+            analysis=analysis,
             transfer_number=transfer_number,
             voice=voice,
             **values,
@@ -318,6 +341,74 @@ class _Reader:
                 )
             )
         return tuple(entries)
+
+    def analysis(self, value: Any, slots: set[str]) -> AnalysisSchema:
+        if not isinstance(value, dict):
+            raise self.fail("analysis", "must be a table ([analysis])")
+        self.no_unknown_keys(value, _ANALYSIS_KEYS, "analysis.")
+        instructions = self.text(value, "instructions", "analysis.instructions", False)
+        raw_fields = value.get("fields", {})
+        if not isinstance(raw_fields, dict) or not all(
+            isinstance(v, dict) for v in raw_fields.values()
+        ):
+            raise self.fail("analysis.fields", "must be tables ([analysis.fields.NAME])")
+        if len(raw_fields) > _MAX_ANALYSIS_FIELDS:
+            raise self.fail("analysis.fields", f"at most {_MAX_ANALYSIS_FIELDS} fields")
+        fields = tuple(self.analysis_field(name, raw, slots) for name, raw in raw_fields.items())
+        return AnalysisSchema(fields=fields, instructions=instructions)
+
+    def analysis_field(self, name: str, raw: Mapping[str, Any], slots: set[str]) -> AnalysisField:
+        where = f"analysis.fields.{name}"
+        if not _IDENTIFIER.match(name):
+            raise self.fail(where, "name must be lowercase snake_case")
+        self.no_unknown_keys(raw, _FIELD_KEYS, f"{where}.")
+        for key in ("type", "description"):
+            if key not in raw:
+                raise self.fail(f"{where}.{key}", "missing required field")
+        kind = self.text(raw, "type", f"{where}.type", True)
+        if kind not in FIELD_TYPES:
+            raise self.fail(f"{where}.type", f"must be one of {', '.join(FIELD_TYPES)}")
+        values: tuple[str, ...] = ()
+        if kind == "enum":
+            listed = raw.get("values")
+            if (
+                not isinstance(listed, list)
+                or not listed
+                or not all(isinstance(v, str) and v.strip() for v in listed)
+            ):
+                raise self.fail(f"{where}.values", "an enum needs a non-empty array of strings")
+            values = tuple(v.strip() for v in listed)
+            if len(set(values)) != len(values):
+                raise self.fail(f"{where}.values", "lists a value twice")
+        elif "values" in raw:
+            raise self.fail(f"{where}.values", "only enum fields have values")
+        slot = self.text(raw, "slot", f"{where}.slot", True) if "slot" in raw else None
+        if slot is not None and slot not in slots:
+            raise self.fail(f"{where}.slot", f"{slot!r} is not a step slot")
+        derive = self.text(raw, "derive", f"{where}.derive", True) if "derive" in raw else None
+        if derive is not None:
+            if derive not in DERIVATIONS:
+                raise self.fail(f"{where}.derive", f"must be one of {', '.join(DERIVATIONS)}")
+            if slot is not None:
+                raise self.fail(
+                    f"{where}.derive", "a field is filled by a slot or derived, not both"
+                )
+            missing = [level for level in INTEREST_LEVELS if level not in values]
+            if derive == "caller_name" and kind != "string":
+                raise self.fail(f"{where}.derive", "derive = 'caller_name' needs type 'string'")
+            if derive == "interest" and missing:
+                raise self.fail(
+                    f"{where}.derive",
+                    "derive = 'interest' needs an enum allowing " + ", ".join(INTEREST_LEVELS),
+                )
+        return AnalysisField(
+            name=name,
+            type=kind,  # type: ignore[arg-type]
+            description=self.text(raw, "description", f"{where}.description", True),
+            values=values,
+            slot=slot,
+            derive=derive,  # type: ignore[arg-type]
+        )
 
     def tools(self, value: Any) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -9,10 +9,15 @@ import orjson
 
 from prompts import AgentDefinition
 from prompts.loader import load_agents
+from voice_agent.analysis.service import AnalysisService
+from voice_agent.analysis.setup import build_analysis
 from voice_agent.billing.notice import SuspendedNotice
 from voice_agent.billing.service import Billing
 from voice_agent.bus import Bus, build_bus
 from voice_agent.call_tap import CallTap
+from voice_agent.caller_memory.cache import CallerMemory
+from voice_agent.caller_memory.greeting import personal_phrases
+from voice_agent.caller_memory.lookup import database_finder
 from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
@@ -87,6 +92,9 @@ class Runtime:
     billing: Billing | None = None
     #: Delivers what leaves the process (events, CRM, Stripe); the app lifespan starts it.
     outbox: OutboxWorker | None = None
+    #: #12: post-call analysis (background) and what we know about inbound callers.
+    analysis: AnalysisService | None = None
+    memory: CallerMemory | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -111,6 +119,14 @@ class Runtime:
         phrases = self.phrases
         if self.greetings is not None:
             phrases = self.greetings.phrases_for(data.get("scheduled", ""), phrases)  # type: ignore[assignment]
+            # An inbound caller we know: their greeting by name, if it is made in time.
+            phrases, variables = await personal_phrases(
+                self.greetings,
+                data,
+                phrases,
+                variables,
+                self.settings.caller_greeting_wait_ms / 1000,
+            )
         call = CallInfo(
             call_sid=start.call_sid,
             stream_sid=start.stream_sid,
@@ -150,6 +166,8 @@ class Runtime:
             await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
 
     async def aclose(self) -> None:
+        if self.analysis is not None:
+            await self.analysis.aclose()
         if self.sms is not None:
             await self.sms.aclose()
         if self.recordings is not None:
@@ -259,7 +277,13 @@ async def build_runtime(
     if meter_events is not None:
         runtime.outbox.register(meter_events)
     runtime.sms = _sms_service(runtime)
-    runtime.session_sink = TeeSink(runtime.recorder, FollowUpSink(runtime.sms))
+    runtime.memory = CallerMemory(database_finder(database), settings.caller_memory_ttl_s)
+    sinks: list[SessionSink] = [runtime.recorder, FollowUpSink(runtime.sms)]
+    if settings.analysis_enabled:
+        runtime.analysis = build_analysis(settings, database, writes, agents, runtime.memory, clock)
+        runtime.analysis.start()
+        sinks.append(runtime.analysis)
+    runtime.session_sink = TeeSink(*sinks)
     await runtime.warm_greetings()
     return runtime
 

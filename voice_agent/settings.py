@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     stripe_batch_size: int = Field(default=50, ge=1, le=500)
     #: Share of the monthly spend cap at which the dashboard warns.
     spend_cap_warning: float = Field(default=0.8, gt=0, lt=1)
+    # --- #12: post-call analysis and caller memory ---
+    #: Analyse every finished call (summary, outcome, the agent's fields).
+    analysis_enabled: bool = True
+    #: The model of the analysis request (cascade); empty: LLM_MODEL.
+    analysis_model: str | None = None
+    #: How long a caller's memory (name, last interaction) is cached, seconds.
+    caller_memory_ttl_s: float = Field(default=300.0, ge=0)
+    #: How long a call's start waits for a known caller's greeting by name, ms (it is made
+    #: between the voice webhook and the media stream); then the generic greeting plays.
+    caller_greeting_wait_ms: int = Field(default=300, ge=0, le=5000)
 
     @field_validator("public_base_url")
     @classmethod

@@ -18,6 +18,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from voice_agent.caller_memory.greeting import remember_caller
 from voice_agent.outbound import urls
 from voice_agent.outbound.dialer import encode_variables, prompt_variables
 from voice_agent.outbound.service import OutboundService
@@ -65,19 +66,22 @@ async def _call_data(
         return data
     routing = await runtime.router.resolve(to_number)  # RoutingUnavailable: a 503
     if routing.route is not None:
-        return data | {
+        data |= {
             "tenant": routing.route.tenant.slug,
             "agent": routing.route.agent,
             "direction": "inbound",
         }
-    if routing.any_numbers:
+    elif routing.any_numbers:
         log.warning("call %s to %s: no tenant owns this number; refused", call_sid, to_number)
         return None
-    return data | {
-        "tenant": settings.default_tenant,
-        "agent": runtime.default_agent.slug,
-        "direction": "inbound",
-    }
+    else:
+        data |= {
+            "tenant": settings.default_tenant,
+            "agent": runtime.default_agent.slug,
+            "direction": "inbound",
+        }
+    agent = runtime.agents.get(data["agent"])
+    return await remember_caller(data, runtime.memory, agent, runtime.greetings)
 
 
 async def _suspended(runtime: Runtime, tenant: str) -> bool:

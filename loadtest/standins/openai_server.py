@@ -33,6 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from loadtest.standins.structured import structured_reply
+
 #: `response_format="pcm"`: headerless 24 kHz signed 16-bit little-endian mono.
 SPEECH_RATE = 24_000
 #: How fast the synthetic voice "speaks", in characters of input per second of audio.
@@ -41,6 +43,8 @@ CHARS_PER_SECOND = 14.0
 SPEECH_CHUNK_S = 0.1
 
 ENDPOINTS = ("transcriptions", "chat", "speech")
+#: Ways a structured (json_schema) reply can be scripted to go wrong, one reply each.
+STRUCTURED_FAULTS = ("not-json", "wrong-shape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +230,8 @@ class StandinOpenAI:
         #: Requests answered, per endpoint (failures included).
         self.served: Counter[str] = Counter()
         self._failures: dict[str, Failure] = {}
+        #: Faults for the next structured replies, one each (see `malform_structured`).
+        self._structured_faults: deque[str] = deque()
         self._voice = synthetic_voice()
         # Twice over, so any chunk starting in the first copy is one contiguous slice.
         self._voice_loop = memoryview(self._voice + self._voice)
@@ -308,6 +314,15 @@ class StandinOpenAI:
 
     def clear_failures(self) -> None:
         self._failures.clear()
+        self._structured_faults.clear()
+
+    def malform_structured(self, *faults: str) -> None:
+        """Make the next structured-output replies break their schema, one per fault:
+        "not-json" (text that does not parse) or "wrong-shape" (JSON, not the schema)."""
+        for fault in faults:
+            if fault not in STRUCTURED_FAULTS:
+                raise ValueError(f"fault must be one of {STRUCTURED_FAULTS}, not {fault!r}")
+        self._structured_faults.extend(faults)
 
     def add_script(self, *texts: str) -> None:
         """Queue more transcripts for the default transcriber."""
@@ -423,7 +438,7 @@ class StandinOpenAI:
         if failed is not None:
             return failed
         tools = body.get("tools") or []
-        reply = self.responder(messages, tools)
+        reply = self._structured(body) or self.responder(messages, tools)
         model = str(body["model"])
         if body.get("stream"):
             options = body.get("stream_options") or {}
@@ -445,6 +460,21 @@ class StandinOpenAI:
             orjson.dumps(self._completion(reply, model, messages, tools)),
             media_type="application/json",
         )
+
+    def _structured(self, body: Mapping[str, Any]) -> Reply | None:
+        """The reply to a `response_format: json_schema` request, read from the messages."""
+        response_format = body.get("response_format")
+        if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+            return None
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        conversation = "\n".join(message_text(m) for m in body.get("messages") or ())
+        fault = self._structured_faults.popleft() if self._structured_faults else None
+        if fault == "not-json":
+            return Reply('{"summary": "The caller asked about')
+        value = structured_reply(schema, conversation)
+        if fault == "wrong-shape":
+            value = {"verdict": value} if not isinstance(value, dict) else {**value, "extra": 1}
+        return Reply(orjson.dumps(value).decode())
 
     def _completion(
         self, reply: Reply, model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]

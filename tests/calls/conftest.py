@@ -34,6 +34,20 @@ async def standin(transcriber: FixtureTranscriber) -> AsyncIterator[StandinOpenA
 
 
 @pytest.fixture
+def cascade_settings(
+    cascade_settings: Callable[..., Settings],
+) -> Callable[..., Settings]:
+    """The suite's cascade settings without the post-call analysis: these tests count and
+    read the dialogue's chat requests, and the analysis adds one after each call (its own
+    tests are in tests/analysis)."""
+
+    def make(**overrides: object) -> Settings:
+        return cascade_settings(**({"analysis_enabled": False} | overrides))
+
+    return make
+
+
+@pytest.fixture
 def run_call(cascade_settings: Callable[..., Settings]) -> RunCall:
     """`await run_call(turns, ...)`: serve the app, place one call through it, and return
     what the caller got, the stored call and /metrics."""

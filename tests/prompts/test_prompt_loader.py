@@ -273,3 +273,105 @@ def test_duplicate_slug_across_files(tmp_path: Path) -> None:
 def test_parse_agent_names_its_source() -> None:
     with pytest.raises(AgentDefinitionError, match=r"^tenant 7: slug: missing"):
         parse_agent('name = "x"', source="tenant 7")
+
+
+# --- post-call analysis schema and the returning caller's greeting (#12) ----------------
+
+ANALYSIS = """
+[analysis]
+instructions = "Qualified: we know the budget."
+
+[analysis.fields.name]
+type = "string"
+description = "The caller's name"
+slot = "name"
+
+[analysis.fields.interest]
+type = "enum"
+values = ["high", "medium", "low", "unknown"]
+description = "How keen"
+derive = "interest"
+
+[analysis.fields.urgent]
+type = "boolean"
+description = "Urgent?"
+"""
+
+
+def test_analysis_fields_load_in_order_and_make_a_strict_schema(tmp_path: Path) -> None:
+    agent = load_agent(write(tmp_path, VALID + ANALYSIS))
+    assert [f.name for f in agent.analysis.fields] == ["name", "interest", "urgent"]
+    assert agent.analysis.fields[0].slot == "name"
+    assert agent.analysis.instructions == "Qualified: we know the budget."
+    schema = agent.analysis.json_schema(("qualified", "other"))
+    fields = schema["properties"]["fields"]  # type: ignore[index]
+    assert fields["required"] == ["name", "interest", "urgent"]
+    assert fields["additionalProperties"] is False
+    assert fields["properties"]["interest"]["enum"] == ["high", "medium", "low", "unknown", None]
+    assert fields["properties"]["urgent"]["type"] == ["boolean", "null"]
+    assert schema["properties"]["outcome"]["enum"] == ["qualified", "other"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "fragment"),
+    [
+        ('type = "boolean"', 'type = "date"', "analysis.fields.urgent.type", "must be one of"),
+        ('slot = "name"', 'slot = "nope"', "analysis.fields.name.slot", "not a step slot"),
+        ('derive = "interest"', 'derive = "mood"', "analysis.fields.interest.derive", "one of"),
+        (
+            'values = ["high", "medium", "low", "unknown"]',
+            'values = ["yes", "no"]',
+            "analysis.fields.interest.derive",
+            "needs an enum allowing high, medium, low",
+        ),
+        (
+            'values = ["high", "medium", "low", "unknown"]',
+            "values = []",
+            "analysis.fields.interest.values",
+            "non-empty",
+        ),
+        (
+            'description = "Urgent?"',
+            'description = "Urgent?"\nvalues = ["a"]',
+            "analysis.fields.urgent.values",
+            "only enum",
+        ),
+        (
+            'description = "Urgent?"',
+            'description = "Urgent?"\nweight = 2',
+            "analysis.fields.urgent.weight",
+            "unknown field",
+        ),
+        (
+            "[analysis.fields.urgent]",
+            "[analysis.fields.Urgent]",
+            "analysis.fields.Urgent",
+            "snake_case",
+        ),
+        (
+            'description = "Urgent?"',
+            "",
+            "analysis.fields.urgent.description",
+            "missing required field",
+        ),
+    ],
+)
+def test_invalid_analysis_fields(
+    tmp_path: Path, old: str, new: str, field: str, fragment: str
+) -> None:
+    expect_error(tmp_path, VALID + ANALYSIS.replace(old, new), field, fragment)
+
+
+def test_returning_greeting_uses_caller_variables(tmp_path: Path) -> None:
+    text = VALID.replace(
+        'fallback = "Sorry?"',
+        'fallback = "Sorry?"\n'
+        'returning_greeting = "Welcome back, {caller_name}! {last_interaction}"',
+    )
+    agent = load_agent(write(tmp_path, text))
+    assert agent.greeting_for({"caller_name": "Sam"}) == agent.returning_greeting
+    assert agent.greeting_for({}) == agent.greeting  # a stranger
+    # A misspelt caller variable is caught like any other.
+    expect_error(
+        tmp_path, text.replace("{caller_name}", "{caller}"), "returning_greeting", "{caller}"
+    )

@@ -154,7 +154,8 @@ class CallSession:
         """Greet at once: the greeting is cached audio, so nothing waits on a provider."""
         started_at = time.perf_counter() if started_at is None else started_at
         self._sink.call_started(self.call, datetime.now(UTC))
-        text = self._agent.render_speech(self._agent.greeting, self.call.variables)
+        greeting = self._agent.greeting_for(self.call.variables)
+        text = self._agent.render_speech(greeting, self.call.variables)
         self._task = self._spawn(self._greet(text, started_at))
 
     def on_audio(self, ulaw: bytes) -> None:

@@ -12,6 +12,7 @@ from voice_agent.dashboard.api import call_cost_record
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.filters import DIRECTIONS, STATUSES, parse_filter
 from voice_agent.dashboard.timeline import STAGES, timeline
+from voice_agent.storage.analyses import OUTCOMES
 
 
 async def index(request: Request) -> Response:
@@ -44,6 +45,7 @@ async def calls_page(request: Request, viewer: Viewer) -> Response:
         paged=parsed.cursor is not None,
         directions=DIRECTIONS,
         statuses=STATUSES,
+        outcomes=OUTCOMES,
         agents=sorted(dash.agents),
         tenants=tenants,
     )

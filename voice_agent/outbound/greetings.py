@@ -13,6 +13,7 @@ the call: with Redis, the finished audio is also put there for whichever worker 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -169,6 +170,24 @@ class GreetingStore:
         """Start making a phrase this call may need later (its voicemail message)."""
         made = asyncio.ensure_future(self._synthesiser.get(text, voice))
         made.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def settle(self, key: str, wait_s: float) -> bool:
+        """Wait up to ``wait_s`` for the greeting being made here for ``key``. False (and
+        the greeting let go) when it is not ready by then or failed; True when it is
+        ready, or is not being made here (another worker's, fetched by `phrases_for`)."""
+        prepared = self._entries.get(key)
+        if prepared is None:
+            return True
+        if not prepared.audio.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await asyncio.wait([prepared.audio])
+        audio = prepared.audio
+        if audio.done() and not audio.cancelled() and audio.exception() is None:
+            return True
+        # Left to finish, not cancelled: the synthesiser caches it for this caller's next call.
+        self._entries.pop(key, None)
+        return False
 
     def phrases_for(self, key: str, shared: PhraseCache) -> PhraseCache | CallPhrases:
         """The phrase source for the answered call ``key``: its prepared greeting first,

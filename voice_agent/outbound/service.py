@@ -223,7 +223,8 @@ class OutboundService:
                 status = "no-answer"  # a machine nobody could leave a message on
             else:
                 status = "contacted"
-            await self.leads.set_status(scheduled.lead_id, status, now)
+            # The call's analysis (#12) may have set a finer status already: keep it.
+            await self.leads.set_status(scheduled.lead_id, status, now, only_from=("calling",))
 
     async def _fetch_price(self, call_sid: str) -> None:
         """Status callbacks carry no price; Twilio sets it on the call a while after the end."""

@@ -32,9 +32,31 @@ class CallView:
 
     @property
     def fields(self) -> dict[str, Any]:
-        """What the agent extracted during the call, when the pipeline stored any."""
-        extracted = (self.call.metadata or {}).get("fields")
+        """The fields the post-call analysis extracted; before it ran, any the pipeline
+        stored in the call's metadata."""
+        extracted = (self.call.analysis or {}).get("fields")
+        if not isinstance(extracted, dict):
+            extracted = (self.call.metadata or {}).get("fields")
         return dict(extracted) if isinstance(extracted, dict) else {}
+
+    @property
+    def analysis_note(self) -> str:
+        """How the analysis was made, for staff: its source, and why it fell back."""
+        analysis = self.call.analysis or {}
+        if not analysis:
+            return ""
+        note = {"llm": "by the model", "playbook": "from the playbook"}.get(
+            analysis.get("source", ""), "from the call's facts"
+        )
+        request = analysis.get("request") or {}
+        if request:
+            note += (
+                f" ({request.get('attempts')} request(s), {request.get('ms', 0):.0f} ms,"
+                f" {request.get('input_tokens', 0)} + {request.get('output_tokens', 0)} tokens)"
+            )
+        if analysis.get("reason"):
+            note += f"; {analysis['reason']}"
+        return note
 
 
 class CallViews:

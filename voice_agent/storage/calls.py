@@ -364,6 +364,7 @@ def _stored_call(row: Row[Any]) -> StoredCall:
         started_at=m["started_at"],
         ended_at=m["ended_at"],
         metadata=m["metadata"],
+        analysis=m.get("analysis"),
     )
 
 

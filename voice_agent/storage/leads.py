@@ -12,7 +12,20 @@ from voice_agent.storage.database import Database
 from voice_agent.storage.tables import leads
 
 LEAD_STATUSES = frozenset(
-    {"new", "calling", "contacted", "voicemail", "no-answer", "opted-out", "failed"}
+    {
+        "new",
+        "calling",
+        "contacted",
+        "voicemail",
+        "no-answer",
+        "opted-out",
+        "failed",
+        # Set from a call's post-call analysis (#12).
+        "qualified",
+        "not-interested",
+        "callback",
+        "transferred",
+    }
 )
 
 
@@ -109,13 +122,23 @@ class LeadRepository:
             row = (await conn.execute(query)).first()
         return None if row is None else _lead(row)
 
-    async def set_status(self, lead_id: int, status: str, now: datetime | None = None) -> None:
+    async def set_status(
+        self,
+        lead_id: int,
+        status: str,
+        now: datetime | None = None,
+        only_from: tuple[str, ...] | None = None,
+    ) -> None:
+        """Set the status; with ``only_from``, only a lead currently in one of those."""
         if status not in LEAD_STATUSES:
             raise ValueError(f"unknown lead status {status!r}")
+        condition = leads.c.id == lead_id
+        if only_from is not None:
+            condition = condition & leads.c.status.in_(only_from)
         async with self._db.engine.begin() as conn:
             await conn.execute(
                 update(leads)
-                .where(leads.c.id == lead_id)
+                .where(condition)
                 .values(status=status, updated_at=now or datetime.now(UTC))
             )
 

@@ -119,6 +119,8 @@ class StoredCall:
     ended_at: datetime | None
     metadata: dict[str, Any] | None
     turns: list[StoredTurn] = field(default_factory=list)
+    #: The post-call analysis once made (#12): summary, outcome, fields and how it was made.
+    analysis: dict[str, Any] | None = None
 
     @property
     def duration_s(self) -> float | None:

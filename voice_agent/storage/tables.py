@@ -380,3 +380,17 @@ stripe_events = Table(
     Column("type", String(100), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
 )
+# --- Post-call analysis and caller memory (#12, 0005h) ---
+# The analysis of a finished call: {"summary", "outcome", "fields"} as the contract shows it,
+# plus how it was made ("source", "reason" when it failed, the request's time and tokens).
+# Its summary and outcome are also written to calls.summary / calls.outcome, which the
+# calls list filters on.
+calls.append_column(Column("analysis", JSONType, nullable=True))
+# Set once the call is analysed (or, for calls older than analysis, at migration time):
+# ended calls without it are the analyses still to do, found again after a restart.
+calls.append_column(Column("analyzed_at", UTCDateTime, nullable=True))
+# Taken by the worker analysing the call; an old claim is a dead worker's, taken over.
+calls.append_column(Column("analysis_claimed_at", UTCDateTime, nullable=True))
+calls.append_constraint(Index("ix_calls_analyzed_at_ended_at", "analyzed_at", "ended_at"))
+# Caller memory: a caller's earlier calls, by the number they call from.
+calls.append_constraint(Index("ix_calls_tenant_from_number", "tenant", "from_number"))

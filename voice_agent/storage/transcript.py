@@ -14,9 +14,20 @@ from voice_agent.storage.tables import LATENCY_COLUMNS
 _SPEAKERS = {"caller": "Caller", "agent": "Agent"}
 
 
+def analysis_dict(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The contract's ``analysis`` object from what the analysis stored on the call."""
+    if not document:
+        return None
+    return {
+        "summary": document.get("summary", ""),
+        "outcome": document.get("outcome", "other"),
+        "fields": document.get("fields") or {},
+    }
+
+
 def transcript_dict(call: StoredCall) -> dict[str, Any]:
     """JSON-ready; ``latency_ms`` is end of caller speech to first agent audio (or None)."""
-    return {
+    data = {
         "call_sid": call.call_sid,
         "tenant": call.tenant,
         "direction": call.direction,
@@ -28,6 +39,10 @@ def transcript_dict(call: StoredCall) -> dict[str, Any]:
         "ended_at": _iso(call.ended_at),
         "turns": [_turn_dict(t) for t in call.turns if t.role in _SPEAKERS],
     }
+    # Once the call has ended and been analysed (#12).
+    if (analysis := analysis_dict(call.analysis)) is not None:
+        data["analysis"] = analysis
+    return data
 
 
 def transcript_text(call: StoredCall) -> str:
@@ -38,6 +53,7 @@ def transcript_text(call: StoredCall) -> str:
         + (f"  Ended: {_human_time(call.ended_at)}" if call.ended_at else "")
         + (f"  Duration: {_elapsed(call.duration_s)}" if call.duration_s is not None else ""),
         f"Status: {call.status}" + (f" ({call.end_reason})" if call.end_reason else ""),
+        *_analysis_lines(call.analysis),
         "",
     ]
     for turn in call.turns:
@@ -54,6 +70,17 @@ def transcript_text(call: StoredCall) -> str:
             line += "  [interrupted]"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _analysis_lines(document: dict[str, Any] | None) -> list[str]:
+    analysis = analysis_dict(document)
+    if analysis is None:
+        return []
+    lines = [f"Outcome: {analysis['outcome']}", f"Summary: {analysis['summary']}"]
+    lines += [
+        f"  {name}: {value}" for name, value in analysis["fields"].items() if value is not None
+    ]
+    return lines
 
 
 def _turn_dict(turn: StoredTurn) -> dict[str, Any]:

@@ -77,10 +77,25 @@ class PlaybookDialogue:
         self._greeted = False
         self._resume: Phase = Phase.STEPS
         self._faq = [(entry, tuple(normalise(k) for k in entry.keywords)) for entry in agent.faq]
-        self.phase = Phase.STEPS if agent.steps else self._after_steps_phase()
+        self._remember_caller()
+        self.phase = Phase.STEPS if self._step < len(agent.steps) else self._after_steps_phase()
         #: How the call ended, for the post-call summary: "transferred", "booked",
         #: "declined", "not_now", "goodbye" or "completed"; None while it goes on.
         self.outcome: str | None = None
+
+    def _remember_caller(self) -> None:
+        """A returning caller greeted by name is not asked for it again: the name step is
+        answered from caller memory and the greeting asks the next question."""
+        known = self._variables.get("caller_name", "")
+        if not (known and self.agent.returning_greeting):
+            return
+        for step in self.agent.steps:
+            if step.extract == "name":
+                self._slots[step.slot] = known
+        while (
+            self._step < len(self.agent.steps) and self.agent.steps[self._step].slot in self._slots
+        ):
+            self._step += 1
 
     @property
     def slots(self) -> dict[str, str]:
@@ -106,7 +121,7 @@ class PlaybookDialogue:
         ):
             # Asked to open the call (the session usually speaks the greeting itself).
             self._greeted = True
-            return [self._say(self.agent.greeting)], None
+            return [self._say(self.agent.greeting_for(self._variables))], None
         self._greeted = True
         if last.role == "tool":
             return self._after_tool(last)
