@@ -95,7 +95,8 @@ class Cost:
 
     def as_dict(self, digits: int = 6) -> dict[str, float]:
         out = {name: round(getattr(self, name), digits) for name in CATEGORIES}
-        out["total"] = round(self.total, digits)
+        # The total shown is the sum of the parts shown, so a breakdown always adds up.
+        out["total"] = round(sum(out.values()), digits)
         return out
 
     def times(self, factor: float) -> Cost:
