@@ -16,23 +16,22 @@ import asyncio
 import contextlib
 import math
 import re
-import socket
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from loadtest.standins.embedded import EmbeddedServer
 from loadtest.standins.structured import structured_reply
 
 #: `response_format="pcm"`: headerless 24 kHz signed 16-bit little-endian mono.
@@ -185,13 +184,6 @@ def synthetic_voice(seconds: float = 4.0, rate: int = SPEECH_RATE) -> bytes:
 # --- the server ----------------------------------------------------------------------------
 
 
-class _EmbeddedServer(uvicorn.Server):
-    # Runs inside someone else's program: leave its signal handlers alone.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
     return JSONResponse(
         {"error": {"message": message, "type": kind, "param": None, "code": code}},
@@ -235,8 +227,6 @@ class StandinOpenAI:
         self._voice = synthetic_voice()
         # Twice over, so any chunk starting in the first copy is one contiguous slice.
         self._voice_loop = memoryview(self._voice + self._voice)
-        self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.base_url = ""
         self.app = Starlette(
@@ -246,48 +236,30 @@ class StandinOpenAI:
                 Route("/v1/audio/speech", self._speech, methods=["POST"]),
             ]
         )
+        self._server = EmbeddedServer(
+            self.app,
+            "stand-in OpenAI server",
+            timeout_keep_alive=75,  # like the real API: pooled connections stay usable
+            timeout_graceful_shutdown=2,
+        )
 
     # --- lifecycle ---
 
     async def start(self) -> str:
         """Start serving; returns the base URL ("http://127.0.0.1:PORT/v1")."""
-        if self._task is not None:
+        if self._server.running:
             return self.base_url
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            ws="none",
-            timeout_keep_alive=75,  # like the real API: pooled connections stay usable
-            timeout_graceful_shutdown=2,
-        )
         self._stopping = asyncio.Event()
-        self._server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises the reason it did not start
-                raise RuntimeError("stand-in OpenAI server exited during start-up")
-            await asyncio.sleep(0.005)
+        port = await self._server.start()
         self.base_url = f"http://127.0.0.1:{port}/v1"
         return self.base_url
 
     async def stop(self) -> None:
-        if self._server is None or self._task is None:
+        if not self._server.running:
             return
         # Hangs and streams end early, so shutdown does not wait them out.
         self._stopping.set()
-        self._server.should_exit = True
-        try:
-            await self._task
-        finally:
-            self._server = None
-            self._task = None
+        await self._server.stop()
 
     async def __aenter__(self) -> StandinOpenAI:
         await self.start()

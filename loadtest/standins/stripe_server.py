@@ -9,37 +9,26 @@ can post them to the server."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import secrets
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from loadtest.standins.embedded import EmbeddedServer
+
 #: How far back a meter event's timestamp may be (Stripe: 35 calendar days) and forward
 #: (5 minutes), integrations.md §8.2.
 _PAST_S = 35 * 86400
 _FUTURE_S = 300
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without signal handling: the host process owns its signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def _error(
@@ -115,9 +104,6 @@ class StripeStandin:
         self._idempotent: dict[str, tuple[int, bytes]] = {}
         self._outage: _Outage | None = None
         self._lose = 0
-        self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._sock: socket.socket | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/customers", self._create_customer, methods=["POST"]),
@@ -125,6 +111,7 @@ class StripeStandin:
                 Route("/v1/billing/meter_events", self._meter_event, methods=["POST"]),
             ]
         )
+        self._server = EmbeddedServer(self.app, "stand-in Stripe server")
 
     # --- control ---
 
@@ -146,33 +133,12 @@ class StripeStandin:
     # --- lifecycle ---
 
     async def start(self, port: int = 0) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        self._sock = sock
-        config = uvicorn.Config(
-            self.app, lifespan="off", log_config=None, access_log=False, ws="none"
-        )
-        self._server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("stand-in Stripe server exited during start-up")
-            await asyncio.sleep(0.005)
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.base_url = f"http://127.0.0.1:{await self._server.start(port)}"
         return self.base_url
 
     async def stop(self) -> None:
         """Stop serving: connections are refused until start() again on the same port."""
-        if self._server is None or self._task is None:
-            return
-        self._server.should_exit = True
-        try:
-            await self._task
-        finally:
-            self._server = None
-            self._task = None
+        await self._server.stop()
 
     async def __aenter__(self) -> StripeStandin:
         await self.start()
