@@ -22,12 +22,6 @@ from loadtest.standins.twenty_server import TwentyStandin, matches
 
 
 @pytest.fixture
-async def twenty() -> AsyncIterator[TwentyStandin]:
-    async with TwentyStandin() as standin:
-        yield standin
-
-
-@pytest.fixture
 async def client(twenty: TwentyStandin) -> AsyncIterator[TwentyClient]:
     crm = TwentyClient(twenty.base_url, twenty.api_key)
     try:
