@@ -17,12 +17,14 @@ from voice_agent.bus import Bus, build_bus
 from voice_agent.call_tap import CallTap
 from voice_agent.caller_memory.cache import CallerMemory
 from voice_agent.caller_memory.greeting import personal_phrases
-from voice_agent.caller_memory.lookup import database_finder
 from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
+from voice_agent.crm.memory import crm_finder
+from voice_agent.crm.service import CrmService
+from voice_agent.crm.setup import build_crm
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbox import OutboxRepository, OutboxWorker
@@ -95,6 +97,8 @@ class Runtime:
     #: #12: post-call analysis (background) and what we know about inbound callers.
     analysis: AnalysisService | None = None
     memory: CallerMemory | None = None
+    #: #12: the built-in CRM (people, notes), mirrored to Twenty through the outbox.
+    crm: CrmService | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -176,6 +180,8 @@ class Runtime:
             await self.bus.aclose()
         if self.billing is not None:
             await self.billing.aclose()
+        if self.crm is not None and self.crm.twenty is not None:
+            await self.crm.twenty.aclose()
         unwritten = await self.writes.aclose()
         if unwritten:
             log.error("%d call records could not be written before shutdown", unwritten)
@@ -277,10 +283,12 @@ async def build_runtime(
     if meter_events is not None:
         runtime.outbox.register(meter_events)
     runtime.sms = _sms_service(runtime)
-    runtime.memory = CallerMemory(database_finder(database), settings.caller_memory_ttl_s)
+    runtime.memory = CallerMemory(crm_finder(database), settings.caller_memory_ttl_s)
+    runtime.crm = build_crm(settings, database, runtime.outbox, runtime.memory, clock, redis_client)
     sinks: list[SessionSink] = [runtime.recorder, FollowUpSink(runtime.sms)]
     if settings.analysis_enabled:
         runtime.analysis = build_analysis(settings, database, writes, agents, runtime.memory, clock)
+        runtime.analysis.on_analyzed.append(runtime.crm.analysis_hook)
         runtime.analysis.start()
         sinks.append(runtime.analysis)
     runtime.session_sink = TeeSink(*sinks)

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     #: How long a call's start waits for a known caller's greeting by name, ms (it is made
     #: between the voice webhook and the media stream); then the generic greeting plays.
     caller_greeting_wait_ms: int = Field(default=300, ge=0, le=5000)
+    # --- #12: CRM (built-in; Twenty when TWENTY_API_URL and TWENTY_API_KEY are set) ---
+    #: Requests a minute sent to Twenty (its limit is 100), shared by every worker with Redis.
+    twenty_requests_per_minute: int = Field(default=95, ge=1, le=100)
+    twenty_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
     @field_validator("public_base_url")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -98,6 +98,8 @@ class OutboundService:
         self._phrases = phrases
         self._usage = usage
         self._background: set[asyncio.Task[None]] = set()
+        #: Awaited with each new lead once stored (not with duplicates): the CRM (#12).
+        self.on_lead: list[Callable[[Lead], Awaitable[None]]] = []
 
     async def aclose(self) -> None:
         for task in self._background:
@@ -124,6 +126,8 @@ class OutboundService:
             status = attempts[0].status if attempts else existing.status
             return LeadCall(existing, True, sid, status)
         assert lead.id is not None
+        for hook in self.on_lead:
+            await hook(lead)
         call = ScheduledCall(
             tenant=lead.tenant,
             to_number=lead.phone,
