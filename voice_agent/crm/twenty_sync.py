@@ -99,12 +99,14 @@ class TwentyDelivery:
         client: TwentyClient,
         people: PeopleRepository,
         batch_size: int = 5,
+        auth_pause_s: float = AUTH_PAUSE_S,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._people = people
         self.batch_size = batch_size
+        self._auth_pause_s = auth_pause_s
         self._clock = clock
         self._monotonic = monotonic
         self.status = TwentyStatus()
@@ -137,7 +139,7 @@ class TwentyDelivery:
             await self._send(item)
         except TwentyAuthError as exc:
             self._auth_failed(str(exc))
-            return Retry(str(exc), AUTH_PAUSE_S)
+            return Retry(str(exc), self._auth_pause_s)
         except TwentyRateLimited as exc:
             self._failed(str(exc))
             return Retry(str(exc), exc.retry_after_s or _RATE_LIMIT_WAIT_S)
@@ -195,11 +197,11 @@ class TwentyDelivery:
 
     def _auth_failed(self, reason: str) -> None:
         now = self._monotonic()
-        self._paused_until = now + AUTH_PAUSE_S
+        self._paused_until = now + self._auth_pause_s
         self._failed(reason)
         self.status.auth_error = reason
         self.status.auth_error_at = self._clock()
-        if self._auth_logged_at is None or now - self._auth_logged_at >= AUTH_PAUSE_S:
+        if self._auth_logged_at is None or now - self._auth_logged_at >= self._auth_pause_s:
             self._auth_logged_at = now
             log.error(
                 "twenty: the API key was refused (%s): check TWENTY_API_KEY; writes wait in"
