@@ -47,10 +47,3 @@ class SlidingWindowLimiter:
                 delay = self._sent[0] + self.window_s - now
                 self.waited_s += delay
                 await self._sleep(delay)
-
-    def hold_off(self, seconds: float) -> None:
-        """The server said 429: count the window as full for ``seconds`` from now."""
-        now = self._clock()
-        until = now + seconds - self.window_s
-        self._sent.clear()
-        self._sent.extend([until] * self.max_requests)

@@ -152,3 +152,15 @@ def test_the_standin_reads_the_rest_filter_syntax() -> None:
         record, 'and(emails.primaryEmail[eq]:"a@b.co",phones.primaryPhoneNumber[neq]:"415")'
     )
     assert matches(record, 'emails.primaryEmail[ilike]:"%B.CO"')
+
+
+def test_phone_numbers_in_twentys_shape_and_back() -> None:
+    from crm_client.phones import join_phone, split_e164
+
+    uk = split_e164("+442079460958")
+    assert (uk.number, uk.country, uk.calling_code) == ("2079460958", "GB", "+44")
+    assert join_phone(uk.twenty()) == "+442079460958"
+    assert join_phone({"primaryPhoneNumber": "4155550100", "primaryPhoneCountryCode": "US"}) == (
+        "+14155550100"
+    )
+    assert join_phone({"primaryPhoneNumber": ""}) is None
