@@ -112,6 +112,22 @@ class Settings(BaseSettings):
     #: How long a call's start waits for a known caller's greeting by name, ms (it is made
     #: between the voice webhook and the media stream); then the generic greeting plays.
     caller_greeting_wait_ms: int = Field(default=300, ge=0, le=5000)
+    # --- #15: deployment ---
+    #: On SIGTERM, how long calls in progress may go on before the agent says goodbye.
+    drain_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    #: "text" (human) or "json" (one object a line, call_sid and tenant on a call's lines).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("public_base_url")
     @classmethod
