@@ -161,6 +161,17 @@ class CallTap:
             # them for a full collection, which stalls every call in the process.
             self._session = None
 
+    async def say_goodbye(self, reason: str, text: str | None = None) -> None:
+        """End the call from our side: the session's goodbye in the agent's voice, then the
+        hang-up (a handler with no goodbye, such as the suspension notice, just hangs up)."""
+        if self._muted:
+            return  # a message being left hangs up by itself when it has played
+        goodbye = getattr(self._session, "say_goodbye", None)
+        if goodbye is not None:
+            await goodbye(reason, text)
+        else:
+            await self._line.hangup()
+
     # --- CallTransport: the session's side ------------------------------------------------
 
     async def send_audio(self, ulaw: bytes) -> None:

@@ -23,6 +23,7 @@ from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
+from voice_agent.drain import Drain
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbox import OutboxRepository, OutboxWorker
@@ -95,6 +96,12 @@ class Runtime:
     #: #12: post-call analysis (background) and what we know about inbound callers.
     analysis: AnalysisService | None = None
     memory: CallerMemory | None = None
+    #: #15: SIGTERM drain (the app lifespan makes it); new calls refused while it runs.
+    drain: Drain | None = None
+
+    @property
+    def draining(self) -> bool:
+        return self.drain is not None and self.drain.draining
 
     @property
     def default_agent(self) -> AgentDefinition:

@@ -105,6 +105,9 @@ async def voice(request: Request) -> Response:
     call_sid = form.get("CallSid", "")
     if not call_sid:
         return PlainTextResponse("CallSid is required", status_code=400)
+    if runtime.draining:
+        # This worker is going away (#15): Twilio's retry or the balancer goes elsewhere.
+        return PlainTextResponse("draining", status_code=503, headers={"Retry-After": "1"})
     try:
         # Twilio gives up after 15 s; answer quickly so its fallback URL can take the call.
         async with asyncio.timeout(_TOKEN_TIMEOUT_S):
