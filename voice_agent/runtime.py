@@ -24,6 +24,7 @@ from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
 from voice_agent.drain import Drain
+from voice_agent.logs import bind_call
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbox import OutboxRepository, OutboxWorker
@@ -120,6 +121,9 @@ class Runtime:
     async def open_session(
         self, start: Start, data: dict[str, str], line: TwilioLine
     ) -> StreamHandler:
+        # Every line logged for this call from here on names it (the socket's task and the
+        # session's tasks, which inherit the context).
+        bind_call(start.call_sid, data.get("tenant", self.settings.default_tenant))
         agent = self.agents.get(data.get("agent", ""), self.default_agent)
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
         variables = call_variables(data)

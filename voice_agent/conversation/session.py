@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Coroutine
@@ -127,6 +128,10 @@ class CallSession:
         self._ended = False
         #: Set once we are saying goodbye on our own initiative: caller speech is not answered.
         self._closing = False
+        #: The context of whoever made the session (the call's socket task, which names the
+        #: call for the logs): the reply tasks run in a copy of it, though most are started
+        #: from frame callbacks outside that task.
+        self._context = contextvars.copy_context()
         self._end_reason: str | None = None
         # The names usage is priced under; a provider without one is metered unnamed.
         self._stt_model: str = getattr(pipeline.stt, "usage_model", "")
@@ -494,7 +499,7 @@ class CallSession:
         self._sink.turn(self.call, event)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return asyncio.create_task(self._guard(work))
+        return asyncio.create_task(self._guard(work), context=self._context.copy())
 
     def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
         task = self._spawn(work)
