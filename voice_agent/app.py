@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from voice_agent.clock import utc_now
 from voice_agent.dashboard import Dashboard, dashboard_routes
+from voice_agent.drain import Drain
 from voice_agent.heap import HeapKeeper, settle_after_startup
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
@@ -41,6 +42,9 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
+    if runtime.draining:
+        # Before any probe: the balancer must stop sending calls here at once.
+        return JSONResponse({"ready": False, "draining": True}, status_code=503)
     problems: dict[str, str] = {}
     try:
         await runtime.database.ping()
@@ -111,6 +115,12 @@ def create_app(
         app.state.outbound = outbound
         app.state.lead_limits = build_lead_limits(runtime)
         outbound.dialer.start()
+        # #15: on SIGTERM stop dialling and taking calls, let the running ones finish.
+        runtime.drain = Drain(
+            settings.drain_timeout_s, runtime.live_calls, on_begin=[outbound.dialer.aclose]
+        )
+        app.state.drain = runtime.drain
+        runtime.drain.install()
         if runtime.outbox is not None:
             runtime.outbox.start()
         sweeping = (
@@ -123,6 +133,7 @@ def create_app(
         try:
             yield
         finally:
+            await runtime.drain.aclose()
             heap.cancel()
             await asyncio.gather(heap, return_exceptions=True)
             if sweeping is not None:

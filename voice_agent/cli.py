@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default=None,
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="default: LOG_LEVEL",
     )
 
     demo = commands.add_parser("demo", help="run a simulated phone call against a local server")
@@ -152,6 +155,11 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from voice_agent.logs import configure, log_config
+
+    # LOG_FORMAT / LOG_LEVEL (#15): this process now, and every worker uvicorn starts.
+    level = (args.log_level or settings.log_level).upper()
+    configure(settings.log_format, level)
     from voice_agent.storage.migrate import upgrade
     from voice_agent.telephony.direct_frames import DirectFramesProtocol
     from voice_agent.telephony.http_protocol import HttpProtocol
@@ -166,7 +174,8 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http=HttpProtocol,
         ws=DirectFramesProtocol,
-        log_level=args.log_level,
+        log_level=level.lower(),
+        log_config=log_config(settings.log_format, level),
         ws_per_message_deflate=False,
     )
     return 0

@@ -25,6 +25,8 @@ from voice_agent.conversation.sinks import TeeSink
 from voice_agent.crm.memory import crm_finder
 from voice_agent.crm.service import CrmService
 from voice_agent.crm.setup import build_crm
+from voice_agent.drain import Drain
+from voice_agent.logs import bind_call
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbox import OutboxRepository, OutboxWorker
@@ -99,6 +101,12 @@ class Runtime:
     memory: CallerMemory | None = None
     #: #12: the built-in CRM (people, notes), mirrored to Twenty through the outbox.
     crm: CrmService | None = None
+    #: #15: SIGTERM drain (the app lifespan makes it); new calls refused while it runs.
+    drain: Drain | None = None
+
+    @property
+    def draining(self) -> bool:
+        return self.drain is not None and self.drain.draining
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -117,6 +125,9 @@ class Runtime:
     async def open_session(
         self, start: Start, data: dict[str, str], line: TwilioLine
     ) -> StreamHandler:
+        # Every line logged for this call from here on names it (the socket's task and the
+        # session's tasks, which inherit the context).
+        bind_call(start.call_sid, data.get("tenant", self.settings.default_tenant))
         agent = self.agents.get(data.get("agent", ""), self.default_agent)
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
         variables = call_variables(data)

@@ -116,6 +116,22 @@ class Settings(BaseSettings):
     #: Requests a minute sent to Twenty (its limit is 100), shared by every worker with Redis.
     twenty_requests_per_minute: int = Field(default=95, ge=1, le=100)
     twenty_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # --- #15: deployment ---
+    #: On SIGTERM, how long calls in progress may go on before the agent says goodbye.
+    drain_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    #: "text" (human) or "json" (one object a line, call_sid and tenant on a call's lines).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("public_base_url")
     @classmethod

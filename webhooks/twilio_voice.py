@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from voice_agent.caller_memory.greeting import remember_caller
+from voice_agent.logs import bind_call
 from voice_agent.outbound import urls
 from voice_agent.outbound.dialer import encode_variables, prompt_variables
 from voice_agent.outbound.service import OutboundService
@@ -105,12 +106,17 @@ async def voice(request: Request) -> Response:
     call_sid = form.get("CallSid", "")
     if not call_sid:
         return PlainTextResponse("CallSid is required", status_code=400)
+    bind_call(call_sid)
+    if runtime.draining:
+        # This worker is going away (#15): Twilio's retry or the balancer goes elsewhere.
+        return PlainTextResponse("draining", status_code=503, headers={"Retry-After": "1"})
     try:
         # Twilio gives up after 15 s; answer quickly so its fallback URL can take the call.
         async with asyncio.timeout(_TOKEN_TIMEOUT_S):
             call = await _call_data(request, runtime, form, call_sid)
             if call is None:
                 return Response(twiml.say_and_hangup(UNKNOWN_NUMBER_MESSAGE), media_type="text/xml")
+            bind_call(call_sid, call["tenant"])
             if call.get("direction") == "inbound" and await _suspended(runtime, call["tenant"]):
                 call["suspended"] = "1"
             token = await runtime.tokens.issue(call)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Coroutine
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, I'm having trouble hearing you right now. Could you say that again?"
 CONNECTING = "Connecting you now."
+#: Before the agent's own goodbye when we end the call (a worker draining, an admin).
+ENDING_NOW = "I'm sorry, I have to end our call now."
 #: Marks may never come back (a peer that ignores them): beyond the audio's own length plus
 #: this margin, the reply is taken as heard.
 _PLAYBACK_MARGIN_S = 5.0
@@ -123,6 +126,12 @@ class CallSession:
         self._seq = 0
         self._clear_ms: list[float] = []
         self._ended = False
+        #: Set once we are saying goodbye on our own initiative: caller speech is not answered.
+        self._closing = False
+        #: The context of whoever made the session (the call's socket task, which names the
+        #: call for the logs): the reply tasks run in a copy of it, though most are started
+        #: from frame callbacks outside that task.
+        self._context = contextvars.copy_context()
         self._end_reason: str | None = None
         # The names usage is priced under; a provider without one is metered unnamed.
         self._stt_model: str = getattr(pipeline.stt, "usage_model", "")
@@ -166,7 +175,7 @@ class CallSession:
         self._playback.echoed(name)
 
     def on_dtmf(self, digit: str) -> None:
-        if self._ended:
+        if self._ended or self._closing:
             return
         now = time.perf_counter()
         self._interrupt(now)
@@ -191,12 +200,37 @@ class CallSession:
             self.call, CallEndedEvent(datetime.now(UTC), self._end_reason, self._clear_ms)
         )
 
+    async def say_goodbye(self, reason: str, text: str | None = None) -> None:
+        """End the call from our side (a draining worker, an admin's "end this call"): stop
+        the reply in flight, say a short goodbye in the agent's own voice, wait until it has
+        been heard (bounded by the marks' margin), and hang up. The caller can no longer
+        interrupt it. The stream's end then records the call with ``reason``."""
+        if self._ended or self._closing:
+            return
+        self._interrupt(time.perf_counter())
+        self._closing = True
+        self._end_reason = reason
+        if text is None:
+            goodbye = self._agent.render_speech(self._agent.goodbye, self.call.variables)
+            text = f"{ENDING_NOW} {goodbye}"
+        self._task = self._spawn(self._goodbye(text))
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _goodbye(self, text: str) -> None:
+        try:
+            await self._say(text)
+        finally:
+            await self._transport.hangup()
+
     # --- listening -----------------------------------------------------------------------
 
     def _speech_started(self, onset_at: float) -> None:
-        self._interrupt(onset_at)
+        if not self._closing:
+            self._interrupt(onset_at)
 
     def _speech_ended(self, speech: CallerSpeech) -> None:
+        if self._closing:
+            return
         if self._unheard:
             # The caller went on talking before the last turn was understood: hear it whole.
             speech.pcm16 = np.concatenate([*self._unheard, speech.pcm16])
@@ -465,7 +499,7 @@ class CallSession:
         self._sink.turn(self.call, event)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return asyncio.create_task(self._guard(work))
+        return asyncio.create_task(self._guard(work), context=self._context.copy())
 
     def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
         task = self._spawn(work)
