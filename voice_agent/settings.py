@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     #: How long a call's start waits for a known caller's greeting by name, ms (it is made
     #: between the voice webhook and the media stream); then the generic greeting plays.
     caller_greeting_wait_ms: int = Field(default=300, ge=0, le=5000)
+    # --- #17: the realtime (speech-to-speech) pipeline ---
+    realtime_model: str = "gpt-realtime"
+    #: The Realtime websocket base (ws:// or wss://, up to /v1); empty: from OPENAI_BASE_URL.
+    openai_realtime_url: str | None = None
+    #: Who decides a barge-in on realtime calls: the model's server VAD or our own VAD.
+    realtime_barge_in: Literal["server", "local"] = "server"
+    #: No model audio this long after the caller's turn: the recovery phrase.
+    realtime_stall_s: float = Field(default=4.0, gt=0, le=60)
 
     @field_validator("public_base_url")
     @classmethod

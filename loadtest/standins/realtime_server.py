@@ -138,6 +138,8 @@ class SessionRecord:
     cancelled: int = 0
     audio_in_ms: float = 0.0
     speech_started: list[int] = field(default_factory=list)
+    #: The `usage` of every response.done sent.
+    usage: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
 
 
@@ -441,6 +443,7 @@ class _Connection:
             "input_token_details": {"audio_tokens": in_tokens, "text_tokens": text_in},
             "output_token_details": {"audio_tokens": audio_out, "text_tokens": text_tokens_out},
         }
+        self.record.usage.append(usage)
         with contextlib.suppress(ConnectionClosed):
             await self.send(
                 {

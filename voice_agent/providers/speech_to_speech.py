@@ -158,6 +158,10 @@ class RealtimeConnection(Protocol):
 
     async def function_output(self, call_id: str, output: str) -> None: ...
 
+    async def add_message(self, role: Literal["user", "assistant"], text: str) -> None:
+        """Put a text turn in the model's conversation (DTMF, re-seeding)."""
+        ...
+
     def events(self) -> AsyncIterator[RealtimeEvent]:
         """The model's events until the connection closes; raises ConnectionLost when it
         drops and SessionRefused when the service ends the session with an error."""

@@ -13,7 +13,7 @@ import base64
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import openai
 import orjson
@@ -230,19 +230,22 @@ class OpenAIRealtimeConnection:
             }
         )
 
+    async def add_message(self, role: Literal["user", "assistant"], text: str) -> None:
+        part = "input_text" if role == "user" else "output_text"
+        await self._send(
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": role,
+                    "content": [{"type": part, "text": text}],
+                },
+            }
+        )
+
     async def seed(self, config: RealtimeConfig) -> None:
         for item in config.seed:
-            part = "input_text" if item.role == "user" else "output_text"
-            await self._send(
-                {
-                    "type": "conversation.item.create",
-                    "item": {
-                        "type": "message",
-                        "role": item.role,
-                        "content": [{"type": part, "text": item.text}],
-                    },
-                }
-            )
+            await self.add_message(item.role, item.text)
 
     async def events(self) -> AsyncIterator[RealtimeEvent]:
         while True:
