@@ -38,9 +38,6 @@ async def build_pipeline(settings: Settings) -> Pipeline:
         await stt.load()
         await tts.load()
         return Pipeline("offline", stt, PlaybookEngine(), tts)
-    if settings.pipeline == "realtime":
-        raise PipelineUnavailable("AGENT_PIPELINE=realtime is not implemented yet; use cascade")
-
     from voice_agent.providers.openai.client import make_client
     from voice_agent.providers.openai.dialogue import OpenAIDialogueEngine
     from voice_agent.providers.openai.stt import OpenAISpeechToText
@@ -52,11 +49,25 @@ async def build_pipeline(settings: Settings) -> Pipeline:
     # the connections it holds (httpx's scanned every one on each request: several % of
     # the core at a few hundred calls), and each stage's holds only its own in flight.
     key, base_url = settings.openai_api_key, settings.openai_base_url
+    realtime = None
+    if settings.pipeline == "realtime":
+        from voice_agent.providers.openai.realtime import OpenAIRealtime
+
+        # Calls talk to the Realtime model; the cascade's stages below still make the
+        # cached phrases (greeting, apologies) and answer text messages.
+        realtime = OpenAIRealtime(
+            key,
+            settings.realtime_model,
+            base_url=base_url,
+            websocket_base_url=settings.openai_realtime_url,
+            timeout=timeout,
+        )
     return Pipeline(
-        "cascade",
+        settings.pipeline,
         OpenAISpeechToText(make_client(key, base_url, timeout), settings.stt_model, timeout),
         OpenAIDialogueEngine(make_client(key, base_url, timeout), settings.llm_model, timeout),
         OpenAITextToSpeech(
             make_client(key, base_url, timeout), settings.tts_model, settings.tts_voice, timeout
         ),
+        realtime,
     )

@@ -164,6 +164,8 @@ class Runtime:
         )
         if data.get("suspended"):  # the tenant is suspended (#14): a notice, no agent
             return tap.bind(SuspendedNotice(call, agent, self.phrases, tap))
+        if self.pipeline.realtime is not None:
+            return tap.bind(self._realtime_session(call, agent, phrases, tap))  # type: ignore[arg-type]
         session = CallSession(
             call=call,
             agent=agent,
@@ -174,6 +176,32 @@ class Runtime:
             config=self.session_config,
         )
         return tap.bind(session)
+
+    def _realtime_session(
+        self, call: CallInfo, agent: AgentDefinition, phrases: PhraseCache, tap: CallTap
+    ) -> StreamHandler:
+        from voice_agent.conversation.realtime_session import (
+            RealtimeCallSession,
+            RealtimeSessionConfig,
+        )
+
+        s = self.settings
+        config = RealtimeSessionConfig(
+            barge_in=s.realtime_barge_in,
+            endpointing_silence_ms=s.endpointing_silence_ms,
+            barge_in_min_ms=s.barge_in_min_ms,
+            vad_aggressiveness=s.vad_aggressiveness,
+            stall_s=s.realtime_stall_s,
+        )
+        return RealtimeCallSession(
+            call=call,
+            agent=agent,
+            model=self.pipeline.realtime,
+            phrases=phrases,
+            transport=tap,
+            sink=tap,
+            config=config,
+        )
 
     async def warm_greetings(self) -> None:
         """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""

@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     @classmethod
     def _log_format(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+    # --- #17: the realtime (speech-to-speech) pipeline ---
+    realtime_model: str = "gpt-realtime"
+    #: The Realtime websocket base (ws:// or wss://, up to /v1); empty: from OPENAI_BASE_URL.
+    openai_realtime_url: str | None = None
+    #: Who decides a barge-in on realtime calls: the model's server VAD or our own VAD.
+    realtime_barge_in: Literal["server", "local"] = "server"
+    #: No model audio this long after the caller's turn: the recovery phrase.
+    realtime_stall_s: float = Field(default=4.0, gt=0, le=60)
 
     @field_validator("public_base_url")
     @classmethod

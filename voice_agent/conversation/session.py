@@ -29,6 +29,7 @@ from voice_agent.conversation.ports import (
 )
 from voice_agent.conversation.sentences import SentenceSplitter
 from voice_agent.conversation.speaker import Speaker
+from voice_agent.conversation.tool_dispatch import combine, dispatch_tool
 from voice_agent.providers.base import (
     ChatMessage,
     Pipeline,
@@ -424,17 +425,9 @@ class CallSession:
         for call in calls:
             # Every tool call gets its result at once, so the history stays valid for the
             # model even if the caller cuts the last words short and the call goes on.
-            if call.name == "end_call":
-                result = "ending the call"
-                ending = ending or ("agent-hangup", None)
-            elif call.name == "transfer_call" and self._agent.transfer_number:
-                result = "transferring the caller"
-                ending = ("transfer", self._agent.transfer_number)
-            elif call.name == "transfer_call":
-                result = "error: no transfer number is configured"
-            else:
-                result = f"unknown tool {call.name}"
-            self._history.append(ChatMessage("tool", result, tool_call_id=call.id))
+            outcome = dispatch_tool(call.name, self._agent)
+            ending = combine(ending, outcome)
+            self._history.append(ChatMessage("tool", outcome.result, tool_call_id=call.id))
         if ending is None:
             return False
         reason, number = ending

@@ -118,9 +118,12 @@ class Pipeline:
     stt: SpeechToText
     dialogue: DialogueEngine
     tts: TextToSpeech
+    #: The speech-to-speech model (realtime pipeline): calls talk to it, while the stages
+    #: above make the cached phrases and serve text mode. A SpeechToSpeech.
+    realtime: Any = None
 
     async def aclose(self) -> None:
-        for part in (self.stt, self.dialogue, self.tts):
+        for part in (self.stt, self.dialogue, self.tts, self.realtime):
             close = getattr(part, "aclose", None)
             if close is not None:
                 await close()
