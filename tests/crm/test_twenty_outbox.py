@@ -233,3 +233,37 @@ async def test_a_phone_only_caller_gets_a_person_and_a_note(
     assert len(twenty.notes_of(person["id"])) == 1
     ours = await sync.people.find("acme", phone="+14155550177")
     assert ours is not None and ours.name == "Dana Reyes"
+
+
+async def test_leads_and_calls_the_crm_missed_are_caught_up_once(
+    sync_factory: Callable[..., Sync], twenty: TwentyStandin, db: Database
+) -> None:
+    from sqlalchemy import update
+
+    from tests.dashboard.seed import SeedTurn, add_call
+    from voice_agent.storage.tables import calls
+
+    sync = sync_factory()
+    sync.worker.start()
+    # Stored, but the CRM write after them never happened (a database blink, a crash).
+    lead = Lead(tenant="acme", first_name="Ivy", phone="+13125550111")
+    await sync.leads.add(lead)
+    sid = "CA" + "9" * 32
+    await add_call(db, sid, "acme", [SeedTurn("caller", "hi", 0.1, 1.0)], from_number=lead.phone)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            update(calls)
+            .where(calls.c.call_sid == sid)
+            .values(
+                analysis={"summary": "Said hi.", "outcome": "other", "fields": {}},
+                analyzed_at=datetime.now(UTC),
+            )
+        )
+    assert await sync.crm.catch_up(db) == 2
+    assert await sync.crm.catch_up(db) == 0  # recorded: not again
+    await sync.drained()
+    person = await sync.people.find("acme", phone=lead.phone)
+    assert person is not None and person.name == "Ivy"
+    assert [n.key for n in await sync.people.notes(int(person.id))] == [f"call:{sid}"]
+    [theirs] = twenty.people.values()
+    assert len(twenty.notes_of(theirs["id"])) == 1

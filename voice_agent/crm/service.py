@@ -12,9 +12,11 @@ only writes our own tables; Twenty is only ever reached by the outbox worker.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from crm_client import ActivityInput, NoteInput, Person, PersonInput
@@ -23,10 +25,16 @@ from voice_agent.caller_memory.cache import CallerMemory
 from voice_agent.clock import utc_now
 from voice_agent.crm.twenty_sync import TWENTY_TOPIC, TwentyDelivery, twenty_message
 from voice_agent.outbox import OutboxRepository
+from voice_agent.storage.crm_backlog import unrecorded_calls, unrecorded_leads
+from voice_agent.storage.database import Database
 from voice_agent.storage.leads import Lead, LeadRepository
 from voice_agent.storage.people import PeopleRepository
 
 log = logging.getLogger(__name__)
+
+#: How far back the catch-up looks for leads and calls the CRM missed, and how often.
+CATCH_UP_LOOKBACK = timedelta(days=7)
+CATCH_UP_EVERY_S = 120.0
 
 #: The fields a note shows first, in this order; the rest follow as the schema has them.
 _FIELD_ORDER = ("name", "need", "budget", "timeline", "interest_level")
@@ -88,6 +96,56 @@ class CrmService:
         self._wake = wake
         self._memory = memory
         self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    # --- catching up on what was missed -----------------------------------------------
+
+    async def catch_up(self, database: Database, limit: int = 200) -> int:
+        """Record the leads and analysed calls of the last days that have no activity row
+        yet (their CRM write failed after their own commit). Returns how many."""
+        since = self._clock() - CATCH_UP_LOOKBACK
+        async with database.engine.connect() as conn:
+            missed_leads = await unrecorded_leads(conn, since, limit)
+            missed_calls = await unrecorded_calls(conn, since, limit)
+        for lead in missed_leads:
+            await self.lead_captured(lead)
+        for call in missed_calls:
+            await self.call_analyzed(
+                AnalysedCall(
+                    call.call_sid,
+                    call.tenant,
+                    call.direction,
+                    call.number,
+                    call.lead_id,
+                    call.analysis,
+                )
+            )
+        if missed_leads or missed_calls:
+            log.info(
+                "crm: caught up on %d leads and %d calls", len(missed_leads), len(missed_calls)
+            )
+        return len(missed_leads) + len(missed_calls)
+
+    def start(self, database: Database, every_s: float = CATCH_UP_EVERY_S) -> None:
+        async def run() -> None:
+            while True:
+                try:
+                    await self.catch_up(database)
+                except Exception as exc:  # the database blinked: next round
+                    log.warning("crm: catch-up postponed: %s", str(exc).splitlines()[0])
+                await asyncio.sleep(every_s)
+
+        if self._task is None:
+            self._task = asyncio.create_task(run(), name="crm-catch-up")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.twenty is not None:
+            await self.twenty.aclose()
 
     async def _mirror(self, *messages: Any) -> None:
         if self.twenty is None:
