@@ -117,9 +117,9 @@ async def test_a_wrong_key_is_logged_once_a_minute_not_a_retry_storm(
             await sync.lead(i)
         await asyncio.sleep(1.3)
     refused = [r for r in twenty.requests if r.status == 401]
-    assert 1 <= len(refused) <= 4  # about one per pause, not ten leads times the backoff
+    assert 1 <= len(refused) <= 5  # about one per pause, not ten leads times the backoff
     logged = [r for r in caplog.records if "TWENTY_API_KEY" in r.getMessage()]
-    assert 1 <= len(logged) <= 3
+    assert 1 <= len(logged) <= 4
     assert sync.delivery.status.auth_error is not None
     assert "401" in sync.delivery.status.auth_error
     [stats] = [s for s in await sync.outbox.stats() if s.topic == TWENTY_TOPIC]
