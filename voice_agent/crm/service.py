@@ -108,18 +108,24 @@ class CrmService:
             missed_leads = await unrecorded_leads(conn, since, limit)
             missed_calls = await unrecorded_calls(conn, since, limit)
         for lead in missed_leads:
-            await self.lead_captured(lead)
+            try:
+                await self.lead_captured(lead)
+            except Exception:  # one bad row must not hold the others back
+                log.exception("crm: lead %s not caught up", lead.id)
         for call in missed_calls:
-            await self.call_analyzed(
-                AnalysedCall(
-                    call.call_sid,
-                    call.tenant,
-                    call.direction,
-                    call.number,
-                    call.lead_id,
-                    call.analysis,
+            try:
+                await self.call_analyzed(
+                    AnalysedCall(
+                        call.call_sid,
+                        call.tenant,
+                        call.direction,
+                        call.number,
+                        call.lead_id,
+                        call.analysis,
+                    )
                 )
-            )
+            except Exception:
+                log.exception("crm: call %s not caught up", call.call_sid)
         if missed_leads or missed_calls:
             log.info(
                 "crm: caught up on %d leads and %d calls", len(missed_leads), len(missed_calls)
@@ -166,13 +172,14 @@ class CrmService:
         person, _ = await self.people.upsert(lead.tenant, incoming)
         person_id = int(person.id)
         source = f" from {lead.source}" if lead.source else ""
+        await self._mirror(
+            twenty_message(lead.tenant, person_id, incoming, f"{lead.tenant}:lead:{lead.id}")
+        )
+        # Last: the activity is what tells the catch-up this lead is done.
         await self.people.add_activity(
             lead.tenant,
             person_id,
             ActivityInput("lead", str(lead.id), f"Lead{source}", lead.created_at),
-        )
-        await self._mirror(
-            twenty_message(lead.tenant, person_id, incoming, f"{lead.tenant}:lead:{lead.id}")
         )
         self._forget(lead.tenant, lead.phone)
         return person
@@ -194,7 +201,9 @@ class CrmService:
         """The analysis as a note on the call's person (made from the number, the lead or
         the name the call gave, when there is none yet)."""
         lead = await self._leads.get(call.lead_id, call.tenant) if call.lead_id else None
-        phone = call.number or (lead.phone if lead else "") or None
+        # A withheld caller id ("anonymous", "client:…") is no phone number.
+        number = call.number if call.number.startswith("+") else ""
+        phone = number or (lead.phone if lead else "") or None
         email = lead.email if lead else None
         if not phone and not email:
             return None
@@ -213,13 +222,14 @@ class CrmService:
         now = self._clock()
         note = call_note(call, now)
         await self.people.add_note(call.tenant, person_id, note)
+        await self._mirror(
+            twenty_message(call.tenant, person_id, incoming, f"{call.tenant}:note:{note.key}", note)
+        )
+        # Last: the activity is what tells the catch-up this call is done.
         await self.people.add_activity(
             call.tenant,
             person_id,
             ActivityInput("call", call.call_sid, note.title, now),
-        )
-        await self._mirror(
-            twenty_message(call.tenant, person_id, incoming, f"{call.tenant}:note:{note.key}", note)
         )
         self._forget(call.tenant, phone)
         return person

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, select
+from sqlalchemy import String, and_, cast, or_, select
 
 from voice_agent.storage.leads import Lead
 from voice_agent.storage.tables import activities, calls, leads
@@ -77,6 +77,12 @@ async def unrecorded_calls(conn: Any, since: datetime, limit: int) -> list[Unrec
             calls.c.analysis.is_not(None),
             calls.c.tenant != "",
             activities.c.id.is_(None),
+            # Only calls the CRM can place on a person: a dialable number, or a lead.
+            or_(
+                and_(calls.c.direction == "outbound", calls.c.to_number.like("+%")),
+                and_(calls.c.direction != "outbound", calls.c.from_number.like("+%")),
+                calls.c.lead_id.is_not(None),
+            ),
         )
         .order_by(calls.c.analyzed_at)
         .limit(limit)
