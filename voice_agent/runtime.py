@@ -219,8 +219,8 @@ class Runtime:
             await self.bus.aclose()
         if self.billing is not None:
             await self.billing.aclose()
-        if self.crm is not None and self.crm.twenty is not None:
-            await self.crm.twenty.aclose()
+        if self.crm is not None:
+            await self.crm.aclose()
         unwritten = await self.writes.aclose()
         if unwritten:
             log.error("%d call records could not be written before shutdown", unwritten)
@@ -324,6 +324,7 @@ async def build_runtime(
     runtime.sms = _sms_service(runtime)
     runtime.memory = CallerMemory(crm_finder(database), settings.caller_memory_ttl_s)
     runtime.crm = build_crm(settings, database, runtime.outbox, runtime.memory, clock, redis_client)
+    runtime.crm.start(database)  # leads and calls whose CRM write was missed
     sinks: list[SessionSink] = [runtime.recorder, FollowUpSink(runtime.sms)]
     if settings.analysis_enabled:
         runtime.analysis = build_analysis(settings, database, writes, agents, runtime.memory, clock)

@@ -164,3 +164,38 @@ def test_phone_numbers_in_twentys_shape_and_back() -> None:
         "+14155550100"
     )
     assert join_phone({"primaryPhoneNumber": ""}) is None
+
+
+async def test_workers_share_one_budget_through_redis(twenty: TwentyStandin) -> None:
+    import asyncio
+    import secrets
+    import time
+
+    import redis.asyncio as aioredis
+
+    from voice_agent.crm.setup import twenty_gate
+    from voice_agent.settings import load_settings
+
+    twenty.limit(3, 1.0)
+    redis = aioredis.from_url("redis://127.0.0.1:6379/0")
+    settings = load_settings(twenty_requests_per_minute=100)  # one request per 0.6 s
+    prefix = f"test:twenty:{secrets.token_hex(4)}:"
+    workers = [
+        TwentyClient(twenty.base_url, twenty.api_key, gate=twenty_gate(settings, redis, prefix))
+        for _ in range(2)
+    ]
+    try:
+        start = time.monotonic()
+
+        async def work(crm: TwentyClient, n: int) -> None:
+            for i in range(3):
+                await crm.find_person(email=f"w{n}-{i}@example.com")
+
+        await asyncio.gather(*(work(crm, n) for n, crm in enumerate(workers)))
+        elapsed = time.monotonic() - start
+    finally:
+        for crm in workers:
+            await crm.aclose()
+        await redis.aclose()
+    assert [r.status for r in twenty.requests] == [200] * 6  # no 429: one budget, not two
+    assert elapsed >= 2.5

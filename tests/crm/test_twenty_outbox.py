@@ -117,9 +117,9 @@ async def test_a_wrong_key_is_logged_once_a_minute_not_a_retry_storm(
             await sync.lead(i)
         await asyncio.sleep(1.3)
     refused = [r for r in twenty.requests if r.status == 401]
-    assert 1 <= len(refused) <= 4  # about one per pause, not ten leads times the backoff
+    assert 1 <= len(refused) <= 5  # about one per pause, not ten leads times the backoff
     logged = [r for r in caplog.records if "TWENTY_API_KEY" in r.getMessage()]
-    assert 1 <= len(logged) <= 3
+    assert 1 <= len(logged) <= 4
     assert sync.delivery.status.auth_error is not None
     assert "401" in sync.delivery.status.auth_error
     [stats] = [s for s in await sync.outbox.stats() if s.topic == TWENTY_TOPIC]
@@ -233,3 +233,37 @@ async def test_a_phone_only_caller_gets_a_person_and_a_note(
     assert len(twenty.notes_of(person["id"])) == 1
     ours = await sync.people.find("acme", phone="+14155550177")
     assert ours is not None and ours.name == "Dana Reyes"
+
+
+async def test_leads_and_calls_the_crm_missed_are_caught_up_once(
+    sync_factory: Callable[..., Sync], twenty: TwentyStandin, db: Database
+) -> None:
+    from sqlalchemy import update
+
+    from tests.dashboard.seed import SeedTurn, add_call
+    from voice_agent.storage.tables import calls
+
+    sync = sync_factory()
+    sync.worker.start()
+    # Stored, but the CRM write after them never happened (a database blink, a crash).
+    lead = Lead(tenant="acme", first_name="Ivy", phone="+13125550111")
+    await sync.leads.add(lead)
+    sid = "CA" + "9" * 32
+    await add_call(db, sid, "acme", [SeedTurn("caller", "hi", 0.1, 1.0)], from_number=lead.phone)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            update(calls)
+            .where(calls.c.call_sid == sid)
+            .values(
+                analysis={"summary": "Said hi.", "outcome": "other", "fields": {}},
+                analyzed_at=datetime.now(UTC),
+            )
+        )
+    assert await sync.crm.catch_up(db) == 2
+    assert await sync.crm.catch_up(db) == 0  # recorded: not again
+    await sync.drained()
+    person = await sync.people.find("acme", phone=lead.phone)
+    assert person is not None and person.name == "Ivy"
+    assert [n.key for n in await sync.people.notes(int(person.id))] == [f"call:{sid}"]
+    [theirs] = twenty.people.values()
+    assert len(twenty.notes_of(theirs["id"])) == 1

@@ -12,9 +12,11 @@ only writes our own tables; Twenty is only ever reached by the outbox worker.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from crm_client import ActivityInput, NoteInput, Person, PersonInput
@@ -23,10 +25,16 @@ from voice_agent.caller_memory.cache import CallerMemory
 from voice_agent.clock import utc_now
 from voice_agent.crm.twenty_sync import TWENTY_TOPIC, TwentyDelivery, twenty_message
 from voice_agent.outbox import OutboxRepository
+from voice_agent.storage.crm_backlog import unrecorded_calls, unrecorded_leads
+from voice_agent.storage.database import Database
 from voice_agent.storage.leads import Lead, LeadRepository
 from voice_agent.storage.people import PeopleRepository
 
 log = logging.getLogger(__name__)
+
+#: How far back the catch-up looks for leads and calls the CRM missed, and how often.
+CATCH_UP_LOOKBACK = timedelta(days=7)
+CATCH_UP_EVERY_S = 120.0
 
 #: The fields a note shows first, in this order; the rest follow as the schema has them.
 _FIELD_ORDER = ("name", "need", "budget", "timeline", "interest_level")
@@ -88,6 +96,62 @@ class CrmService:
         self._wake = wake
         self._memory = memory
         self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    # --- catching up on what was missed -----------------------------------------------
+
+    async def catch_up(self, database: Database, limit: int = 200) -> int:
+        """Record the leads and analysed calls of the last days that have no activity row
+        yet (their CRM write failed after their own commit). Returns how many."""
+        since = self._clock() - CATCH_UP_LOOKBACK
+        async with database.engine.connect() as conn:
+            missed_leads = await unrecorded_leads(conn, since, limit)
+            missed_calls = await unrecorded_calls(conn, since, limit)
+        for lead in missed_leads:
+            try:
+                await self.lead_captured(lead)
+            except Exception:  # one bad row must not hold the others back
+                log.exception("crm: lead %s not caught up", lead.id)
+        for call in missed_calls:
+            try:
+                await self.call_analyzed(
+                    AnalysedCall(
+                        call.call_sid,
+                        call.tenant,
+                        call.direction,
+                        call.number,
+                        call.lead_id,
+                        call.analysis,
+                    )
+                )
+            except Exception:
+                log.exception("crm: call %s not caught up", call.call_sid)
+        if missed_leads or missed_calls:
+            log.info(
+                "crm: caught up on %d leads and %d calls", len(missed_leads), len(missed_calls)
+            )
+        return len(missed_leads) + len(missed_calls)
+
+    def start(self, database: Database, every_s: float = CATCH_UP_EVERY_S) -> None:
+        async def run() -> None:
+            while True:
+                try:
+                    await self.catch_up(database)
+                except Exception as exc:  # the database blinked: next round
+                    log.warning("crm: catch-up postponed: %s", str(exc).splitlines()[0])
+                await asyncio.sleep(every_s)
+
+        if self._task is None:
+            self._task = asyncio.create_task(run(), name="crm-catch-up")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.twenty is not None:
+            await self.twenty.aclose()
 
     async def _mirror(self, *messages: Any) -> None:
         if self.twenty is None:
@@ -108,13 +172,14 @@ class CrmService:
         person, _ = await self.people.upsert(lead.tenant, incoming)
         person_id = int(person.id)
         source = f" from {lead.source}" if lead.source else ""
+        await self._mirror(
+            twenty_message(lead.tenant, person_id, incoming, f"{lead.tenant}:lead:{lead.id}")
+        )
+        # Last: the activity is what tells the catch-up this lead is done.
         await self.people.add_activity(
             lead.tenant,
             person_id,
             ActivityInput("lead", str(lead.id), f"Lead{source}", lead.created_at),
-        )
-        await self._mirror(
-            twenty_message(lead.tenant, person_id, incoming, f"{lead.tenant}:lead:{lead.id}")
         )
         self._forget(lead.tenant, lead.phone)
         return person
@@ -136,7 +201,9 @@ class CrmService:
         """The analysis as a note on the call's person (made from the number, the lead or
         the name the call gave, when there is none yet)."""
         lead = await self._leads.get(call.lead_id, call.tenant) if call.lead_id else None
-        phone = call.number or (lead.phone if lead else "") or None
+        # A withheld caller id ("anonymous", "client:…") is no phone number.
+        number = call.number if call.number.startswith("+") else ""
+        phone = number or (lead.phone if lead else "") or None
         email = lead.email if lead else None
         if not phone and not email:
             return None
@@ -155,13 +222,14 @@ class CrmService:
         now = self._clock()
         note = call_note(call, now)
         await self.people.add_note(call.tenant, person_id, note)
+        await self._mirror(
+            twenty_message(call.tenant, person_id, incoming, f"{call.tenant}:note:{note.key}", note)
+        )
+        # Last: the activity is what tells the catch-up this call is done.
         await self.people.add_activity(
             call.tenant,
             person_id,
             ActivityInput("call", call.call_sid, note.title, now),
-        )
-        await self._mirror(
-            twenty_message(call.tenant, person_id, incoming, f"{call.tenant}:note:{note.key}", note)
         )
         self._forget(call.tenant, phone)
         return person

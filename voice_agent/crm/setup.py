@@ -17,12 +17,13 @@ from voice_agent.storage.leads import LeadRepository
 from voice_agent.storage.people import PeopleRepository
 
 
-def twenty_gate(settings: Settings, redis: Any | None) -> RequestGate:
-    """Twenty's budget: this process's own, or (with Redis) one shared by every worker."""
+def twenty_gate(settings: Settings, redis: Any | None, prefix: str = "va:twenty:") -> RequestGate:
+    """Twenty's budget: this process's own, or (with Redis) one shared by every worker
+    (requests evenly spaced, at most one per 60/TWENTY_REQUESTS_PER_MINUTE seconds)."""
     if redis is not None:
         from voice_agent.outbound.pacing import RedisCpsGate
 
-        return RedisCpsGate(redis, settings.twenty_requests_per_minute / 60, prefix="va:twenty:")
+        return RedisCpsGate(redis, settings.twenty_requests_per_minute / 60, prefix=prefix)
     return SlidingWindowLimiter(settings.twenty_requests_per_minute, 60.0)
 
 

@@ -110,7 +110,8 @@ class TwentyDelivery:
         self._clock = clock
         self._monotonic = monotonic
         self.status = TwentyStatus()
-        self._paused_until = 0.0
+        self._paused_until = 0.0  # a refused key: nothing is sent before this
+        self._limited_until = 0.0  # a 429: nothing is sent before this
         self._auth_logged_at: float | None = None
 
     async def aclose(self) -> None:
@@ -120,9 +121,13 @@ class TwentyDelivery:
         outcomes: list[Outcome] = []
         down: str | None = None
         for item in items:
-            paused = self._paused_until - self._monotonic()
+            now = self._monotonic()
+            paused = self._paused_until - now
+            limited = self._limited_until - now
             if paused > 0:
                 outcomes.append(Retry(self.status.auth_error or "Twenty key refused", paused))
+            elif limited > 0:
+                outcomes.append(Retry("waiting out Twenty's rate limit", limited))
             elif down is not None:
                 outcomes.append(Retry(down))
             else:
@@ -142,7 +147,9 @@ class TwentyDelivery:
             return Retry(str(exc), self._auth_pause_s)
         except TwentyRateLimited as exc:
             self._failed(str(exc))
-            return Retry(str(exc), exc.retry_after_s or _RATE_LIMIT_WAIT_S)
+            wait = exc.retry_after_s or _RATE_LIMIT_WAIT_S
+            self._limited_until = self._monotonic() + wait
+            return Retry(str(exc), wait)
         except TwentyUnavailable as exc:
             self._failed(str(exc))
             raise _Down(str(exc)) from exc
