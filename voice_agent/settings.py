@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     #: How long a call's start waits for a known caller's greeting by name, ms (it is made
     #: between the voice webhook and the media stream); then the generic greeting plays.
     caller_greeting_wait_ms: int = Field(default=300, ge=0, le=5000)
+    # --- #13: tenants' own agents ---
+    #: Redis channel on which a worker that publishes a tenant's agent tells the others.
+    agent_updates_channel: str = "voice_agent:agents"
 
     @field_validator("public_base_url")
     @classmethod
