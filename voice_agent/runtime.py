@@ -191,9 +191,7 @@ class Runtime:
         its greeting ready before the next call asks for it."""
         if self.agent_studio is None or not isinstance(self.agents, AgentBook):
             return
-        agent = await self.agents.refresh(self.agent_studio.repo, tenant, slug)
-        if agent is not None:
-            await self.warm_greeting(agent)
+        await self.agents.refresh(self.agent_studio.repo, tenant, slug, self.warm_greeting)
 
     async def aclose(self) -> None:
         if self.agent_studio is not None:

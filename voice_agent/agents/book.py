@@ -43,13 +43,13 @@ class AgentBook(dict[str, AgentDefinition]):
     def published(self) -> list[tuple[str, AgentDefinition, int]]:
         return [(tenant, agent, v) for (tenant, _), (agent, v) in self._published.items()]
 
-    def install(self, version: AgentVersion) -> AgentDefinition | None:
+    def install(
+        self, version: AgentVersion, agent: AgentDefinition | None = None
+    ) -> AgentDefinition | None:
         """Use `version` for its tenant's calls from now on (a stored version that no
         longer validates, say after a loader rule tightened, is logged and skipped)."""
-        try:
-            agent = parse_agent_data(version.data, f"{version.tenant}/{version.slug}")
-        except AgentDefinitionError as exc:
-            log.error("tenant agent v%d not used: %s", version.version, exc)
+        agent = agent or parse(version)
+        if agent is None:
             return None
         # The stored current version always wins, also when it is an older one (rollback).
         self._published[(version.tenant, version.slug)] = (agent, version.version)
@@ -60,10 +60,29 @@ class AgentBook(dict[str, AgentDefinition]):
             self.install(version)
 
     async def refresh(
-        self, repo: AgentRepository, tenant: str, slug: str
+        self,
+        repo: AgentRepository,
+        tenant: str,
+        slug: str,
+        before_use: Callable[[AgentDefinition], Awaitable[None]] | None = None,
     ) -> AgentDefinition | None:
+        """Reload the tenant's current version; `before_use` (the greeting's synthesis)
+        runs before calls are given it, so its first call finds the greeting ready."""
         versions = await repo.published(tenant, slug)
-        return self.install(versions[0]) if versions else None
+        agent = parse(versions[0]) if versions else None
+        if agent is None:
+            return None
+        if before_use is not None:
+            await before_use(agent)
+        return self.install(versions[0], agent)
+
+
+def parse(version: AgentVersion) -> AgentDefinition | None:
+    try:
+        return parse_agent_data(version.data, f"{version.tenant}/{version.slug}")
+    except AgentDefinitionError as exc:
+        log.error("tenant agent v%d not used: %s", version.version, exc)
+        return None
 
 
 def lookup(agents: Mapping[str, AgentDefinition], tenant: str, slug: str) -> AgentDefinition | None:
