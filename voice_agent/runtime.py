@@ -9,6 +9,8 @@ import orjson
 
 from prompts import AgentDefinition
 from prompts.loader import load_agents
+from voice_agent.agents.book import AgentBook, AgentUpdates
+from voice_agent.agents.studio import AgentStudio
 from voice_agent.analysis.service import AnalysisService
 from voice_agent.analysis.setup import build_analysis
 from voice_agent.billing.notice import SuspendedNotice
@@ -39,6 +41,7 @@ from voice_agent.sms.followup import FollowUpSink
 from voice_agent.sms.sender import SmsSender
 from voice_agent.sms.service import SmsService
 from voice_agent.sms.thread_locks import ThreadLocks
+from voice_agent.storage.agents import AgentRepository
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
@@ -107,6 +110,8 @@ class Runtime:
     @property
     def draining(self) -> bool:
         return self.drain is not None and self.drain.draining
+    #: #13: tenants' own agents (drafts, publishing); `agents` is then an AgentBook.
+    agent_studio: AgentStudio | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -125,10 +130,12 @@ class Runtime:
     async def open_session(
         self, start: Start, data: dict[str, str], line: TwilioLine
     ) -> StreamHandler:
+        tenant = data.get("tenant", self.settings.default_tenant)
         # Every line logged for this call from here on names it (the socket's task and the
         # session's tasks, which inherit the context).
-        bind_call(start.call_sid, data.get("tenant", self.settings.default_tenant))
-        agent = self.agents.get(data.get("agent", ""), self.default_agent)
+        bind_call(start.call_sid, tenant)
+        found, version = self.agent_for(tenant, data.get("agent", ""))
+        agent = found or self.default_agent
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
         variables = call_variables(data)
         phrases = self.phrases
@@ -145,13 +152,15 @@ class Runtime:
         call = CallInfo(
             call_sid=start.call_sid,
             stream_sid=start.stream_sid,
-            tenant=data.get("tenant", self.settings.default_tenant),
+            tenant=tenant,
             direction=direction,
             from_number=data.get("from", ""),
             to_number=data.get("to", ""),
             agent=agent.slug,
             pipeline=self.pipeline.name,
             variables=variables,
+            agent_version=version if found is not None else None,
+            is_test=data.get("test") == "1",
         )
         tap = CallTap(
             call=call,
@@ -202,13 +211,33 @@ class Runtime:
             sink=tap,
             config=config,
         )
+    def agent_for(self, tenant: str, slug: str) -> tuple[AgentDefinition | None, int | None]:
+        """A tenant's published agent (and its version), else the template (version None)."""
+        if isinstance(self.agents, AgentBook):
+            return self.agents.resolve(tenant, slug)
+        return self.agents.get(slug), None
 
     async def warm_greetings(self) -> None:
         """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""
         for agent in self.agents.values():
-            await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
+            await self.warm_greeting(agent)
+        if isinstance(self.agents, AgentBook):
+            for _, agent, _ in self.agents.published():
+                await self.warm_greeting(agent)
+
+    async def warm_greeting(self, agent: AgentDefinition) -> None:
+        await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
+
+    async def agent_published(self, tenant: str, slug: str) -> None:
+        """A tenant's agent was published (here or in another worker): use it, and have
+        its greeting ready before the next call asks for it."""
+        if self.agent_studio is None or not isinstance(self.agents, AgentBook):
+            return
+        await self.agents.refresh(self.agent_studio.repo, tenant, slug, self.warm_greeting)
 
     async def aclose(self) -> None:
+        if self.agent_studio is not None:
+            await self.agent_studio.updates.aclose()
         if self.analysis is not None:
             await self.analysis.aclose()
         if self.sms is not None:
@@ -241,7 +270,7 @@ async def build_runtime(
     calls = CallRepository(database)
     writes = WriteQueue(calls)
     writes.start()
-    agents = load_agents()
+    agents = AgentBook(load_agents())
     if settings.default_agent not in agents:
         raise ValueError(f"DEFAULT_AGENT: no agent definition named {settings.default_agent!r}")
     owns_pipeline = pipeline is None
@@ -317,6 +346,14 @@ async def build_runtime(
     runtime.outbox = OutboxWorker(OutboxRepository(database))
     calls.on_outbox = runtime.outbox.wake_all
     await runtime.tenants.ensure(default_tenant(settings, agents))
+    agent_repo = AgentRepository(database)
+    await agents.load(agent_repo)
+    runtime.agent_studio = AgentStudio(
+        agent_repo,
+        agents,
+        AgentUpdates(redis_client, settings.agent_updates_channel, runtime.agent_published),
+    )
+    await runtime.agent_studio.updates.start()
     runtime.billing = Billing(database, settings, clock)
     meter_events = runtime.billing.meter_delivery()
     if meter_events is not None:

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     realtime_barge_in: Literal["server", "local"] = "server"
     #: No model audio this long after the caller's turn: the recovery phrase.
     realtime_stall_s: float = Field(default=4.0, gt=0, le=60)
+    # --- #13: tenants' own agents ---
+    #: Redis channel on which a worker that publishes a tenant's agent tells the others.
+    agent_updates_channel: str = "voice_agent:agents"
 
     @field_validator("public_base_url")
     @classmethod

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from prompts import AgentDefinition
+from voice_agent.agents.book import lookup as tenant_agent
 from voice_agent.billing.prices import CALL_SECONDS
 from voice_agent.call_tap import CallTap
 from voice_agent.clock import Clock
@@ -326,4 +327,4 @@ class OutboundService:
                 slug = (await self._tenants.get(scheduled.tenant)).outbound_agent
             except UnknownTenant:
                 return None
-        return self._agents.get(slug)
+        return tenant_agent(self._agents, scheduled.tenant, slug)

@@ -97,6 +97,9 @@ calls = Table(
     Column("recording_path", Text, nullable=True),  # starts at started_at
     Column("outcome", String(32), nullable=True),
     Column("summary", Text, nullable=True),
+    # 0006a: the tenant agent version the call ran (None: the template), a portal test call.
+    Column("agent_version", Integer, nullable=True),
+    Column("is_test", Boolean, nullable=False, server_default=false()),
     # Leading on tenant: serves the tenant filter and the newest-first listing together.
     Index(None, "tenant", "started_at"),
     Index(None, "started_at"),
@@ -166,6 +169,8 @@ tenants = Table(
     Column("brand_color", String(16), nullable=False, server_default="#2563eb"),
     Column("logo_url", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # 0006a: publishing the tenant's agent waits for an admin.
+    Column("require_approval", Boolean, nullable=False, server_default=false()),
 )
 
 # The phone numbers a tenant owns: the called number of an inbound call or SMS picks
@@ -445,4 +450,82 @@ activities = Table(
     Column("at", UTCDateTime, nullable=False),
     UniqueConstraint("tenant", "kind", "ref"),
     Index(None, "person_id", "at"),
+)
+
+# --- Per-tenant agents, their versions, drafts, approvals; the tenant audit log (0006a) ---
+
+# A tenant's own agent, started as a copy of a template in prompts/ (slug = the template's).
+tenant_agents = Table(
+    "tenant_agents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), ForeignKey("tenants.slug", ondelete="CASCADE"), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("template", String(64), nullable=False),
+    # The version calls use; None until the first publish.
+    Column("current_version", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "slug"),
+)
+
+# Every published version is kept: rollback publishes an old one again.
+agent_versions = Table(
+    "agent_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("version", Integer, nullable=False),
+    Column("data", JSONType, nullable=False),
+    Column("published_by", String(320), nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("approved_by", String(320), nullable=True),
+    Column("note", Text, nullable=False, server_default=""),
+    UniqueConstraint("agent_id", "version"),
+)
+
+# The one draft staff edit; it is validated on every save and before any publish.
+agent_drafts = Table(
+    "agent_drafts",
+    metadata,
+    Column(
+        "agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("data", JSONType, nullable=False),
+    Column("updated_by", String(320), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A publish waiting for an admin (tenants.require_approval); holds the draft as asked.
+agent_approvals = Table(
+    "agent_approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("tenant", String(64), nullable=False),
+    Column("data", JSONType, nullable=False),
+    Column("requested_by", String(320), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("decided_by", String(320), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=True),
+    Index(None, "status", "requested_at"),
+)
+
+# Who changed what of a tenant, when, from what to what.
+tenant_audit = Table(
+    "tenant_audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("before", JSONType, nullable=True),
+    Column("after", JSONType, nullable=True),
+    Index(None, "tenant", "at"),
 )

@@ -44,6 +44,8 @@ class Tenant:
     brand_color: str = "#2563eb"
     logo_url: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Publishing this tenant's agent waits for an admin's approval (#13).
+    require_approval: bool = False
 
 
 @dataclass(slots=True, frozen=True)
