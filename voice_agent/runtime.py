@@ -14,6 +14,8 @@ from voice_agent.analysis.setup import build_analysis
 from voice_agent.billing.notice import SuspendedNotice
 from voice_agent.billing.service import Billing
 from voice_agent.bus import Bus, build_bus
+from voice_agent.call_actions import register_actions
+from voice_agent.call_control import CallControl
 from voice_agent.call_tap import CallTap
 from voice_agent.caller_memory.cache import CallerMemory
 from voice_agent.caller_memory.greeting import personal_phrases
@@ -99,6 +101,8 @@ class Runtime:
     memory: CallerMemory | None = None
     #: #15: SIGTERM drain (the app lifespan makes it); new calls refused while it runs.
     drain: Drain | None = None
+    #: #15: commands to live calls on whichever worker holds them (Redis, else in-process).
+    control: CallControl | None = None
 
     @property
     def draining(self) -> bool:
@@ -183,6 +187,8 @@ class Runtime:
             await self.sms.aclose()
         if self.recordings is not None:
             await self.recordings.drain()
+        if self.control is not None:
+            await self.control.aclose()
         if self.bus is not None:
             await self.bus.aclose()
         if self.billing is not None:
@@ -280,6 +286,9 @@ async def build_runtime(
         runtime.transfers = WarmTransfer(
             rest, tokens, settings.public_base_url, settings.transfer_ring_s
         )
+    runtime.control = CallControl(runtime.live_calls, redis_client)
+    register_actions(runtime.control, runtime.phrases)
+    await runtime.control.start()
     runtime.outbox = OutboxWorker(OutboxRepository(database))
     calls.on_outbox = runtime.outbox.wake_all
     await runtime.tenants.ensure(default_tenant(settings, agents))
