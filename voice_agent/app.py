@@ -26,6 +26,7 @@ from voice_agent.telephony.media_socket import MediaStreamEndpoint
 from voice_agent.telephony.media_websocket import MediaSocketApp
 from webhooks.lead import lead
 from webhooks.stripe import stripe_webhook
+from webhooks.twilio_resume import resume
 from webhooks.twilio_sms import sms, sms_status
 from webhooks.twilio_status import amd, status
 from webhooks.twilio_transfer import transfer_result, whisper
@@ -93,6 +94,7 @@ def create_app(
             rest=runtime.rest,
             open_session=runtime.open_session,
             on_malformed=runtime.metrics.malformed_frames.inc,
+            on_hangup=runtime.resume.mark_ended if runtime.resume is not None else None,
         )
         app.state.dashboard = Dashboard.create(
             settings, runtime.database, runtime.tenants, runtime.agents, runtime.bus, runtime.redis
@@ -148,6 +150,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/twilio/voice", voice, methods=["POST"]),
+            Route("/twilio/resume", resume, methods=["POST"]),
             Route("/twilio/sms", sms, methods=["POST"]),
             Route("/twilio/sms/status", sms_status, methods=["POST"]),
             Route("/twilio/status", status, methods=["POST"]),

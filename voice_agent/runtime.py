@@ -34,6 +34,7 @@ from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline
 from voice_agent.recorder import CallRecorder
 from voice_agent.recordings import RecordingStore, recordings_dir
+from voice_agent.resume import RESUME_PATH, RESUME_PHRASE, CallResume
 from voice_agent.settings import Settings
 from voice_agent.sms.followup import FollowUpSink
 from voice_agent.sms.sender import SmsSender
@@ -103,6 +104,12 @@ class Runtime:
     drain: Drain | None = None
     #: #15: commands to live calls on whichever worker holds them (Redis, else in-process).
     control: CallControl | None = None
+    #: #15: resume a call whose stream dropped (its worker died) on any worker.
+    resume: CallResume | None = None
+
+    @property
+    def resume_url(self) -> str | None:
+        return self.settings.public_base_url + RESUME_PATH if self.resume is not None else None
 
     @property
     def draining(self) -> bool:
@@ -153,12 +160,14 @@ class Runtime:
             pipeline=self.pipeline.name,
             variables=variables,
         )
+        resumed = data.get("resume", "") != "" and self.resume is not None
         tap = CallTap(
             call=call,
             agent=agent,
             sink=self.session_sink or self.recorder,
             line=line,
-            recordings=self.recordings,
+            # A resumed call's first part keeps its recording (a second would overwrite it).
+            recordings=None if resumed else self.recordings,
             transfers=self.transfers,
             live=self.live_calls,
         )
@@ -173,6 +182,10 @@ class Runtime:
             sink=tap,
             config=self.session_config,
         )
+        if resumed:
+            assert self.resume is not None
+            history, last_seq, started_at = await self.resume.history(start.call_sid)
+            session.resume_from(history, last_seq, RESUME_PHRASE, started_at)
         return tap.bind(session)
 
     async def warm_greetings(self) -> None:
@@ -286,6 +299,7 @@ async def build_runtime(
         runtime.transfers = WarmTransfer(
             rest, tokens, settings.public_base_url, settings.transfer_ring_s
         )
+    runtime.resume = CallResume(calls, redis_client)
     runtime.control = CallControl(runtime.live_calls, redis_client)
     register_actions(runtime.control, runtime.phrases)
     await runtime.control.start()
