@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -18,6 +18,7 @@ from voice_agent.clock import utc_now
 from voice_agent.dashboard import Dashboard, dashboard_routes
 from voice_agent.drain import Drain
 from voice_agent.heap import HeapKeeper, settle_after_startup
+from voice_agent.metrics import exposition, worker_exited
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
@@ -67,7 +68,7 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(
@@ -146,6 +147,7 @@ def create_app(
             if runtime.greetings is not None:
                 runtime.greetings.close()
             await runtime.aclose()
+            worker_exited()
 
     app = Starlette(
         routes=[

@@ -165,6 +165,11 @@ def _serve(args: argparse.Namespace) -> int:
     from voice_agent.telephony.http_protocol import HttpProtocol
 
     asyncio.run(upgrade(settings.database_url))  # once, before the workers start
+    if args.workers > 1:
+        # Every worker writes its metrics to files here; /metrics adds them up (#15).
+        from voice_agent.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+        os.environ[MULTIPROC_ENV] = prepare_multiprocess_dir(os.environ.get(MULTIPROC_ENV))
     uvicorn.run(
         "voice_agent.asgi:app",
         factory=False,
