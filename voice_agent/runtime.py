@@ -16,6 +16,8 @@ from voice_agent.analysis.setup import build_analysis
 from voice_agent.billing.notice import SuspendedNotice
 from voice_agent.billing.service import Billing
 from voice_agent.bus import Bus, build_bus
+from voice_agent.call_actions import register_actions
+from voice_agent.call_control import CallControl
 from voice_agent.call_tap import CallTap
 from voice_agent.caller_memory.cache import CallerMemory
 from voice_agent.caller_memory.greeting import personal_phrases
@@ -36,6 +38,7 @@ from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline
 from voice_agent.recorder import CallRecorder
 from voice_agent.recordings import RecordingStore, recordings_dir
+from voice_agent.resume import RESUME_PATH, RESUME_PHRASE, CallResume
 from voice_agent.settings import Settings
 from voice_agent.sms.followup import FollowUpSink
 from voice_agent.sms.sender import SmsSender
@@ -106,10 +109,19 @@ class Runtime:
     crm: CrmService | None = None
     #: #15: SIGTERM drain (the app lifespan makes it); new calls refused while it runs.
     drain: Drain | None = None
+    #: #15: commands to live calls on whichever worker holds them (Redis, else in-process).
+    control: CallControl | None = None
+    #: #15: resume a call whose stream dropped (its worker died) on any worker.
+    resume: CallResume | None = None
+
+    @property
+    def resume_url(self) -> str | None:
+        return self.settings.public_base_url + RESUME_PATH if self.resume is not None else None
 
     @property
     def draining(self) -> bool:
         return self.drain is not None and self.drain.draining
+
     #: #13: tenants' own agents (drafts, publishing); `agents` is then an AgentBook.
     agent_studio: AgentStudio | None = None
 
@@ -162,12 +174,14 @@ class Runtime:
             agent_version=version if found is not None else None,
             is_test=data.get("test") == "1",
         )
+        resumed = data.get("resume", "") != "" and self.resume is not None
         tap = CallTap(
             call=call,
             agent=agent,
             sink=self.session_sink or self.recorder,
             line=line,
-            recordings=self.recordings,
+            # A resumed call's first part keeps its recording (a second would overwrite it).
+            recordings=None if resumed else self.recordings,
             transfers=self.transfers,
             live=self.live_calls,
         )
@@ -184,6 +198,10 @@ class Runtime:
             sink=tap,
             config=self.session_config,
         )
+        if resumed:
+            assert self.resume is not None
+            history, last_seq, started_at = await self.resume.history(start.call_sid)
+            session.resume_from(history, last_seq, RESUME_PHRASE, started_at)
         return tap.bind(session)
 
     def _realtime_session(
@@ -211,6 +229,7 @@ class Runtime:
             sink=tap,
             config=config,
         )
+
     def agent_for(self, tenant: str, slug: str) -> tuple[AgentDefinition | None, int | None]:
         """A tenant's published agent (and its version), else the template (version None)."""
         if isinstance(self.agents, AgentBook):
@@ -244,6 +263,8 @@ class Runtime:
             await self.sms.aclose()
         if self.recordings is not None:
             await self.recordings.drain()
+        if self.control is not None:
+            await self.control.aclose()
         if self.bus is not None:
             await self.bus.aclose()
         if self.billing is not None:
@@ -343,6 +364,10 @@ async def build_runtime(
         runtime.transfers = WarmTransfer(
             rest, tokens, settings.public_base_url, settings.transfer_ring_s
         )
+    runtime.resume = CallResume(calls, redis_client)
+    runtime.control = CallControl(runtime.live_calls, redis_client)
+    register_actions(runtime.control, runtime.phrases)
+    await runtime.control.start()
     runtime.outbox = OutboxWorker(OutboxRepository(database))
     calls.on_outbox = runtime.outbox.wake_all
     await runtime.tenants.ensure(default_tenant(settings, agents))

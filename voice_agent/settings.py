@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     @classmethod
     def _log_format(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
     # --- #17: the realtime (speech-to-speech) pipeline ---
     realtime_model: str = "gpt-realtime"
     #: The Realtime websocket base (ws:// or wss://, up to /v1); empty: from OPENAI_BASE_URL.

@@ -120,8 +120,12 @@ async def voice(request: Request) -> Response:
             if call.get("direction") == "inbound" and await _suspended(runtime, call["tenant"]):
                 call["suspended"] = "1"
             token = await runtime.tokens.issue(call)
+            if runtime.resume is not None:
+                await runtime.resume.remember(call_sid, call)  # for a resume elsewhere (#15)
     except Exception as exc:
         log.error("call %s: cannot set up the media stream: %s", call_sid, exc or type(exc))
         return PlainTextResponse("temporarily unavailable", status_code=503)
-    document = twiml.connect_stream(runtime.media_stream_url, {"token": token})
+    document = twiml.connect_stream(
+        runtime.media_stream_url, {"token": token}, redirect=runtime.resume_url
+    )
     return Response(document, media_type="text/xml")

@@ -5,7 +5,15 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from voice_agent.dashboard import admin, api, auth, billing_pages, pages, people_pages
+from voice_agent.dashboard import (
+    admin,
+    api,
+    auth,
+    billing_pages,
+    live_control,
+    pages,
+    people_pages,
+)
 from voice_agent.dashboard.state import HERE
 
 STATIC_PATH = "/dashboard-static"
@@ -40,6 +48,8 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/api/calls", api.api_calls),
         Route("/api/calls/{call_sid}", api.api_call),
         Route("/api/live/events", api.live_events),
+        Route("/api/calls/{call_sid}/hangup", live_control.hangup, methods=["POST"]),
+        Route("/api/calls/{call_sid}/transfer", live_control.transfer, methods=["POST"]),
         Route("/api/leads", api.api_leads),
         Route("/api/sms/{thread_id:int}", api.api_sms_thread),
         Mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="dashboard-static"),

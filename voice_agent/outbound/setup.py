@@ -68,6 +68,7 @@ def build_outbound(runtime: Runtime) -> OutboundService:
     )
     if runtime.crm is not None:
         service.on_lead.append(runtime.crm.lead_hook)  # a new lead's person in the CRM (#12)
+    service.control = runtime.control
     return service
 
 
