@@ -21,13 +21,13 @@ from voice_agent.caller_memory.lookup import database_finder
 from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
-from voice_agent.conversation.session import CallSession, SessionConfig
+from voice_agent.conversation.session import RECOVERY_PHRASES, CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbox import OutboxRepository, OutboxWorker
 from voice_agent.pipelines import build_pipeline
-from voice_agent.providers.base import Pipeline
+from voice_agent.providers.base import Pipeline, ProviderError
 from voice_agent.recorder import CallRecorder
 from voice_agent.recordings import RecordingStore, recordings_dir
 from voice_agent.settings import Settings
@@ -108,7 +108,14 @@ class Runtime:
     @property
     def session_config(self) -> SessionConfig:
         s = self.settings
-        return SessionConfig(s.endpointing_silence_ms, s.barge_in_min_ms, s.vad_aggressiveness)
+        return SessionConfig(
+            s.endpointing_silence_ms,
+            s.barge_in_min_ms,
+            s.vad_aggressiveness,
+            recovery_after_s=s.recovery_phrase_after_s,
+            recovery_gap_s=s.recovery_gap_s,
+            failed_turns_before_end=s.provider_failed_turns_before_end,
+        )
 
     async def open_session(
         self, start: Start, data: dict[str, str], line: TwilioLine
@@ -164,6 +171,14 @@ class Runtime:
         """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""
         for agent in self.agents.values():
             await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
+        # What a call says when its providers fail must not need them (#16).
+        voices = {agent.voice for agent in self.agents.values()}
+        for voice in voices:
+            for text in RECOVERY_PHRASES:
+                try:
+                    await self.phrases.get(text, voice)
+                except ProviderError as exc:
+                    log.warning("recovery phrase not cached (made on first use): %s", exc)
 
     async def aclose(self) -> None:
         if self.analysis is not None:

@@ -112,6 +112,35 @@ class Settings(BaseSettings):
     #: How long a call's start waits for a known caller's greeting by name, ms (it is made
     #: between the voice webhook and the media stream); then the generic greeting plays.
     caller_greeting_wait_ms: int = Field(default=300, ge=0, le=5000)
+    # --- #16: runtime faults ---
+    #: A provider stream (or transcription) that sends nothing for this long is given up
+    #: on and asked again (capped by PROVIDER_TIMEOUT_S).
+    provider_stall_s: float = Field(default=2.5, gt=0)
+    #: Attempts per provider and request, the first included; then the fallback provider.
+    provider_attempts: int = Field(default=2, ge=1, le=5)
+    #: A 429 asking for a longer wait than this goes to the fallback provider at once.
+    provider_max_retry_after_s: float = Field(default=1.0, ge=0)
+    #: Failures in a row that open a provider's breaker (per tenant), and for how long.
+    provider_breaker_failures: int = Field(default=3, ge=1)
+    provider_breaker_open_s: float = Field(default=30.0, gt=0)
+    #: A second OpenAI-compatible provider for when the first fails; empty: none.
+    fallback_openai_base_url: str | None = None
+    #: Empty: OPENAI_API_KEY.
+    fallback_openai_api_key: str | None = None
+    #: Empty: the primary's model names and voice.
+    fallback_llm_model: str | None = None
+    fallback_stt_model: str | None = None
+    fallback_tts_model: str | None = None
+    fallback_tts_voice: str | None = None
+    #: A reply with no audio this long after the caller's turn ended (the endpointing
+    #: silence) gets a recovery phrase (cached audio). A reply is due about 1 s after (the
+    #: cascade's usual latency), so the phrase comes within 1.5 s of it, and with the
+    #: default endpointing before 3 s of silence. 0: never.
+    recovery_phrase_after_s: float = Field(default=2.0, ge=0, le=2.5)
+    #: Silence after a recovery phrase before the next one (dead air stays under 3 s).
+    recovery_gap_s: float = Field(default=2.0, gt=0, le=2.9)
+    #: Turns in a row lost to provider failures before the call is transferred or ended.
+    provider_failed_turns_before_end: int = Field(default=3, ge=1)
 
     @field_validator("public_base_url")
     @classmethod
