@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 
@@ -37,6 +38,7 @@ from voice_agent.sms.service import SmsService
 from voice_agent.sms.thread_locks import ThreadLocks
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
+from voice_agent.storage.journal import Journal
 from voice_agent.storage.migrate import upgrade
 from voice_agent.storage.number_routing import NumberRouter
 from voice_agent.storage.opt_outs import OptOutRepository
@@ -209,7 +211,10 @@ async def build_runtime(
     await upgrade(settings.database_url)
     database = await Database.connect(settings.database_url)
     calls = CallRepository(database)
-    writes = WriteQueue(calls)
+    journal = None
+    if settings.write_journal_enabled:
+        journal = Journal.claim(settings.write_journal_dir or Path(settings.data_dir) / "journal")
+    writes = WriteQueue(calls, journal=journal, memory_limit=settings.write_memory_limit)
     writes.start()
     agents = load_agents()
     if settings.default_agent not in agents:

@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     recovery_gap_s: float = Field(default=2.0, gt=0, le=2.9)
     #: Turns in a row lost to provider failures before the call is transferred or ended.
     provider_failed_turns_before_end: int = Field(default=3, ge=1)
+    #: Where call records wait while the database is away (one file per worker);
+    #: empty: DATA_DIR/journal.
+    write_journal_dir: str | None = None
+    write_journal_enabled: bool = True
+    #: Records held in memory during an outage; the rest wait in the journal only.
+    write_memory_limit: int = Field(default=20_000, ge=100)
 
     @field_validator("public_base_url")
     @classmethod
