@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,9 @@ class Runtime:
             recovery_after_s=s.recovery_phrase_after_s,
             recovery_gap_s=s.recovery_gap_s,
             failed_turns_before_end=s.provider_failed_turns_before_end,
+            media_timeout_s=s.media_timeout_s,
+            max_call_s=s.max_call_s,
+            call_warning_s=s.call_warning_s,
         )
 
     async def open_session(
@@ -165,7 +169,7 @@ class Runtime:
             phrases=phrases,  # type: ignore[arg-type]
             transport=tap,
             sink=tap,
-            config=self.session_config,
+            config=_with_tenant_limit(self.session_config, data),
         )
         return tap.bind(session)
 
@@ -203,6 +207,15 @@ class Runtime:
             await self.redis.aclose()  # type: ignore[attr-defined]
         if self.owns_pipeline:
             await self.pipeline.aclose()
+
+
+def _with_tenant_limit(config: SessionConfig, data: dict[str, str]) -> SessionConfig:
+    """The tenant's own longest call (#16), carried from the voice webhook in the token."""
+    try:
+        limit = int(data.get("max_call_s") or 0)
+    except ValueError:
+        return config
+    return dataclasses.replace(config, max_call_s=limit) if limit > 0 else config
 
 
 async def build_runtime(

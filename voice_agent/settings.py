@@ -147,6 +147,13 @@ class Settings(BaseSettings):
     write_journal_enabled: bool = True
     #: Records held in memory during an outage; the rest wait in the journal only.
     write_memory_limit: int = Field(default=20_000, ge=100)
+    #: A call whose media stops arriving this long is ended (Twilio sends 50 frames a
+    #: second, silence included). 0: never.
+    media_timeout_s: float = Field(default=10.0, ge=0)
+    #: Longest call (a tenant's max_call_s overrides it) and the spoken warning this long
+    #: before it. 0: no limit.
+    max_call_s: int = Field(default=3600, ge=0)
+    call_warning_s: int = Field(default=60, ge=0)
 
     @field_validator("public_base_url")
     @classmethod

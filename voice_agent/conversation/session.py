@@ -52,8 +52,18 @@ TROUBLE_TRANSFER = "I'm sorry, I'm having technical trouble. Let me connect you 
 TROUBLE_GOODBYE = (
     "I'm sorry, I'm having technical trouble. Please call back a little later. Goodbye."
 )
+TIME_WARNING = "Just so you know, we'll need to wrap up this call shortly."
+TIME_UP = "We've reached the time limit for this call. Thank you for calling. Goodbye."
 #: Every fixed phrase a call may need when providers fail: made before any call.
-RECOVERY_PHRASES = (APOLOGY, HOLD_ON, STILL_WORKING, TROUBLE_TRANSFER, TROUBLE_GOODBYE)
+RECOVERY_PHRASES = (
+    APOLOGY,
+    HOLD_ON,
+    STILL_WORKING,
+    TROUBLE_TRANSFER,
+    TROUBLE_GOODBYE,
+    TIME_WARNING,
+    TIME_UP,
+)
 #: Marks may never come back (a peer that ignores them): beyond the audio's own length plus
 #: this margin, the reply is taken as heard.
 _PLAYBACK_MARGIN_S = 5.0
@@ -71,6 +81,11 @@ class SessionConfig:
     recovery_gap_s: float = 2.0
     #: Turns in a row lost to provider failures before the call is transferred or ended.
     failed_turns_before_end: int = 3
+    #: No media for this long ends the call (0: never).
+    media_timeout_s: float = 10.0
+    #: The longest call, and the warning this long before its end (0: no limit).
+    max_call_s: float = 0.0
+    call_warning_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -146,6 +161,7 @@ class CallSession:
         self._config = config
         self._failed_turns = 0
         self._watch: asyncio.Task[None] | None = None
+        self._frames_in = 0
         # The names usage is priced under; a provider without one is metered unnamed.
         self._stt_model: str = getattr(pipeline.stt, "usage_model", "")
         self._tts_model: str = getattr(pipeline.tts, "usage_model", "")
@@ -179,9 +195,13 @@ class CallSession:
         greeting = self._agent.greeting_for(self.call.variables)
         text = self._agent.render_speech(greeting, self.call.variables)
         self._task = self._spawn(self._greet(text, started_at))
+        config = self._config
+        if config.media_timeout_s > 0 or config.max_call_s > 0:
+            self._background_task(self._watch_call(started_at))
 
     def on_audio(self, ulaw: bytes) -> None:
         if not self._ended:
+            self._frames_in += 1  # all the media watch needs, per frame
             self._listener.push(ulaw)
 
     def on_mark(self, name: str) -> None:
@@ -592,6 +612,52 @@ class CallSession:
         if number:
             await self._transport.transfer(number)
         else:
+            await self._transport.hangup()
+
+    # --- the call's own limits -----------------------------------------------------------
+
+    async def _watch_call(self, started_at: float) -> None:
+        """One timer per call: media that stops arriving ends the call; so does its
+        maximum length, with a warning before it. Checked a few times a second."""
+        config = self._config
+        tick = min(1.0, config.media_timeout_s / 4 or 1.0)
+        warn_at = end_at = None
+        if config.max_call_s > 0:
+            end_at = started_at + config.max_call_s
+            if 0 < config.call_warning_s < config.max_call_s:
+                warn_at = end_at - config.call_warning_s
+        frames, heard_at = self._frames_in, time.perf_counter()
+        while not self._ended:
+            await asyncio.sleep(tick)
+            now = time.perf_counter()
+            if self._frames_in != frames:
+                frames, heard_at = self._frames_in, now
+            elif config.media_timeout_s > 0 and now - heard_at >= config.media_timeout_s:
+                log.warning(
+                    "call %s: no media for %.1f s; ending it", self.call.call_sid, now - heard_at
+                )
+                self._end_reason = "media-timeout"
+                self._interrupt(now)
+                # The socket may be dead without a close: end here, and hang up the line.
+                self._background.discard(asyncio.current_task())  # type: ignore[arg-type]
+                await self._transport.hangup()
+                await self.end("media-timeout")
+                return
+            if warn_at is not None and now >= warn_at and self.state == "listening":
+                warn_at = None
+                self._task = self._spawn(self._say(TIME_WARNING))
+            if end_at is not None and now >= end_at:
+                log.info("call %s: maximum call length reached", self.call.call_sid)
+                self._interrupt(now)
+                self._end_reason = "max-duration"
+                self._task = self._spawn(self._time_up())
+                return
+
+    async def _time_up(self) -> None:
+        try:
+            await self._say(TIME_UP)
+        finally:
+            # Cut short or not (the caller talking over it), the call ends here.
             await self._transport.hangup()
 
 
