@@ -32,6 +32,7 @@ from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline, ProviderError
 from voice_agent.recorder import CallRecorder
 from voice_agent.recordings import RecordingStore, recordings_dir
+from voice_agent.redis_health import RedisHealth
 from voice_agent.settings import Settings
 from voice_agent.sms.followup import FollowUpSink
 from voice_agent.sms.sender import SmsSender
@@ -51,7 +52,12 @@ from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.protocol import Start
 from voice_agent.telephony.rest import TwilioRest
 from voice_agent.telephony.signature import TwilioSignature, stream_url
-from voice_agent.telephony.tokens import CallTokenStore, MemoryTokenStore, RedisTokenStore
+from voice_agent.telephony.tokens import (
+    CallTokenStore,
+    DegradingTokenStore,
+    MemoryTokenStore,
+    RedisTokenStore,
+)
 from voice_agent.telephony.warm_transfer import WarmTransfer
 
 log = logging.getLogger(__name__)
@@ -236,12 +242,13 @@ async def build_runtime(
     if pipeline is None:
         pipeline = await build_pipeline(settings)
     redis_client = None
+    redis_health = RedisHealth()
     tokens: CallTokenStore
     if settings.redis_url:
         import redis.asyncio as aioredis
 
         redis_client = aioredis.from_url(settings.redis_url)
-        tokens = RedisTokenStore(redis_client)
+        tokens = DegradingTokenStore(RedisTokenStore(redis_client), redis_health)
     else:
         tokens = MemoryTokenStore()
     signature = (
@@ -259,7 +266,9 @@ async def build_runtime(
         else None
     )
     metrics = Metrics()
-    bus = build_bus(redis_client)
+    redis_health.on_error = lambda part: metrics.redis_errors.labels(part).inc()
+    redis_health.on_state = lambda up: metrics.redis_up.set(1 if up else 0)
+    bus = build_bus(redis_client, redis_health)
     await bus.start()
     tenants = TenantRepository(database)
     runtime = Runtime(
