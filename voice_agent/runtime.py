@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 
@@ -24,7 +26,7 @@ from voice_agent.caller_memory.greeting import personal_phrases
 from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
-from voice_agent.conversation.session import CallSession, SessionConfig
+from voice_agent.conversation.session import RECOVERY_PHRASES, CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
 from voice_agent.crm.memory import crm_finder
 from voice_agent.crm.service import CrmService
@@ -35,10 +37,11 @@ from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbox import OutboxRepository, OutboxWorker
 from voice_agent.pipelines import build_pipeline
-from voice_agent.providers.base import Pipeline
+from voice_agent.providers.base import Pipeline, ProviderError
 from voice_agent.recorder import CallRecorder
 from voice_agent.recordings import RecordingStore, recordings_dir
 from voice_agent.resume import RESUME_PATH, RESUME_PHRASE, CallResume
+from voice_agent.redis_health import RedisHealth
 from voice_agent.settings import Settings
 from voice_agent.sms.followup import FollowUpSink
 from voice_agent.sms.sender import SmsSender
@@ -47,6 +50,7 @@ from voice_agent.sms.thread_locks import ThreadLocks
 from voice_agent.storage.agents import AgentRepository
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.database import Database
+from voice_agent.storage.journal import Journal
 from voice_agent.storage.migrate import upgrade
 from voice_agent.storage.number_routing import NumberRouter
 from voice_agent.storage.opt_outs import OptOutRepository
@@ -58,7 +62,12 @@ from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.protocol import Start
 from voice_agent.telephony.rest import TwilioRest
 from voice_agent.telephony.signature import TwilioSignature, stream_url
-from voice_agent.telephony.tokens import CallTokenStore, MemoryTokenStore, RedisTokenStore
+from voice_agent.telephony.tokens import (
+    CallTokenStore,
+    DegradingTokenStore,
+    MemoryTokenStore,
+    RedisTokenStore,
+)
 from voice_agent.telephony.warm_transfer import WarmTransfer
 
 log = logging.getLogger(__name__)
@@ -137,7 +146,17 @@ class Runtime:
     @property
     def session_config(self) -> SessionConfig:
         s = self.settings
-        return SessionConfig(s.endpointing_silence_ms, s.barge_in_min_ms, s.vad_aggressiveness)
+        return SessionConfig(
+            s.endpointing_silence_ms,
+            s.barge_in_min_ms,
+            s.vad_aggressiveness,
+            recovery_after_s=s.recovery_phrase_after_s,
+            recovery_gap_s=s.recovery_gap_s,
+            failed_turns_before_end=s.provider_failed_turns_before_end,
+            media_timeout_s=s.media_timeout_s,
+            max_call_s=s.max_call_s,
+            call_warning_s=s.call_warning_s,
+        )
 
     async def open_session(
         self, start: Start, data: dict[str, str], line: TwilioLine
@@ -196,7 +215,7 @@ class Runtime:
             phrases=phrases,  # type: ignore[arg-type]
             transport=tap,
             sink=tap,
-            config=self.session_config,
+            config=_with_tenant_limit(self.session_config, data),
         )
         if resumed:
             assert self.resume is not None
@@ -246,6 +265,13 @@ class Runtime:
 
     async def warm_greeting(self, agent: AgentDefinition) -> None:
         await self.phrases.get(agent.render_speech(agent.greeting), agent.voice)
+        # What a call says when its providers fail must not need them (#16); cached once
+        # per voice, so a second agent on the same voice costs nothing here.
+        for text in RECOVERY_PHRASES:
+            try:
+                await self.phrases.get(text, agent.voice)
+            except ProviderError as exc:
+                log.warning("recovery phrase not cached (made on first use): %s", exc)
 
     async def agent_published(self, tenant: str, slug: str) -> None:
         """A tenant's agent was published (here or in another worker): use it, and have
@@ -283,13 +309,25 @@ class Runtime:
             await self.pipeline.aclose()
 
 
+def _with_tenant_limit(config: SessionConfig, data: dict[str, str]) -> SessionConfig:
+    """The tenant's own longest call (#16), carried from the voice webhook in the token."""
+    try:
+        limit = int(data.get("max_call_s") or 0)
+    except ValueError:
+        return config
+    return dataclasses.replace(config, max_call_s=limit) if limit > 0 else config
+
+
 async def build_runtime(
     settings: Settings, pipeline: Pipeline | None = None, clock: Clock = utc_now
 ) -> Runtime:
     await upgrade(settings.database_url)
     database = await Database.connect(settings.database_url)
     calls = CallRepository(database)
-    writes = WriteQueue(calls)
+    journal = None
+    if settings.write_journal_enabled:
+        journal = Journal.claim(settings.write_journal_dir or Path(settings.data_dir) / "journal")
+    writes = WriteQueue(calls, journal=journal, memory_limit=settings.write_memory_limit)
     writes.start()
     agents = AgentBook(load_agents())
     if settings.default_agent not in agents:
@@ -298,12 +336,13 @@ async def build_runtime(
     if pipeline is None:
         pipeline = await build_pipeline(settings)
     redis_client = None
+    redis_health = RedisHealth()
     tokens: CallTokenStore
     if settings.redis_url:
         import redis.asyncio as aioredis
 
         redis_client = aioredis.from_url(settings.redis_url)
-        tokens = RedisTokenStore(redis_client)
+        tokens = DegradingTokenStore(RedisTokenStore(redis_client), redis_health)
     else:
         tokens = MemoryTokenStore()
     signature = (
@@ -321,7 +360,9 @@ async def build_runtime(
         else None
     )
     metrics = Metrics()
-    bus = build_bus(redis_client)
+    redis_health.on_error = lambda part: metrics.redis_errors.labels(part).inc()
+    redis_health.on_state = lambda up: metrics.redis_up.set(1 if up else 0)
+    bus = build_bus(redis_client, redis_health)
     await bus.start()
     tenants = TenantRepository(database)
     runtime = Runtime(

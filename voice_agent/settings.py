@@ -144,6 +144,48 @@ class Settings(BaseSettings):
     # --- #13: tenants' own agents ---
     #: Redis channel on which a worker that publishes a tenant's agent tells the others.
     agent_updates_channel: str = "voice_agent:agents"
+    # --- #16: runtime faults ---
+    #: A provider stream (or transcription) that sends nothing for this long is given up
+    #: on and asked again (capped by PROVIDER_TIMEOUT_S).
+    provider_stall_s: float = Field(default=2.5, gt=0)
+    #: Attempts per provider and request, the first included; then the fallback provider.
+    provider_attempts: int = Field(default=2, ge=1, le=5)
+    #: A 429 asking for a longer wait than this goes to the fallback provider at once.
+    provider_max_retry_after_s: float = Field(default=1.0, ge=0)
+    #: Failures in a row that open a provider's breaker (per tenant), and for how long.
+    provider_breaker_failures: int = Field(default=3, ge=1)
+    provider_breaker_open_s: float = Field(default=30.0, gt=0)
+    #: A second OpenAI-compatible provider for when the first fails; empty: none.
+    fallback_openai_base_url: str | None = None
+    #: Empty: OPENAI_API_KEY.
+    fallback_openai_api_key: str | None = None
+    #: Empty: the primary's model names and voice.
+    fallback_llm_model: str | None = None
+    fallback_stt_model: str | None = None
+    fallback_tts_model: str | None = None
+    fallback_tts_voice: str | None = None
+    #: A reply with no audio this long after the caller's turn ended (the endpointing
+    #: silence) gets a recovery phrase (cached audio). A reply is due about 1 s after (the
+    #: cascade's usual latency), so the phrase comes within 1.5 s of it, and with the
+    #: default endpointing before 3 s of silence. 0: never.
+    recovery_phrase_after_s: float = Field(default=2.0, ge=0, le=2.5)
+    #: Silence after a recovery phrase before the next one (dead air stays under 3 s).
+    recovery_gap_s: float = Field(default=2.0, gt=0, le=2.9)
+    #: Turns in a row lost to provider failures before the call is transferred or ended.
+    provider_failed_turns_before_end: int = Field(default=3, ge=1)
+    #: Where call records wait while the database is away (one file per worker);
+    #: empty: DATA_DIR/journal.
+    write_journal_dir: str | None = None
+    write_journal_enabled: bool = True
+    #: Records held in memory during an outage; the rest wait in the journal only.
+    write_memory_limit: int = Field(default=20_000, ge=100)
+    #: A call whose media stops arriving this long is ended (Twilio sends 50 frames a
+    #: second, silence included). 0: never.
+    media_timeout_s: float = Field(default=10.0, ge=0)
+    #: Longest call (a tenant's max_call_s overrides it) and the spoken warning this long
+    #: before it. 0: no limit.
+    max_call_s: int = Field(default=3600, ge=0)
+    call_warning_s: int = Field(default=60, ge=0)
 
     @field_validator("public_base_url")
     @classmethod

@@ -168,6 +168,8 @@ tenants = Table(
     Column("sms_max_segments", Integer, nullable=False, server_default="3"),
     Column("brand_color", String(16), nullable=False, server_default="#2563eb"),
     Column("logo_url", Text, nullable=True),
+    # #16: this tenant's longest call in seconds (None: MAX_CALL_S).
+    Column("max_call_s", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     # 0006a: publishing the tenant's agent waits for an admin.
     Column("require_approval", Boolean, nullable=False, server_default=false()),
