@@ -64,3 +64,22 @@ async def test_barge_in_clears_and_truncates_to_what_was_heard(
     # No audio of the cut reply reached the line after the clear.
     clear_at = result.clear_times[0]
     assert not [t for t in result.media_times if clear_at < t < barge.speech_end_at]
+
+
+async def test_caller_cuts_into_the_greeting(
+    realtime: StandinRealtime, run_call: RunCall, utterances: dict[str, Utterance]
+) -> None:
+    """The greeting is ours (cached audio), not the model's: cutting into it clears the
+    line, with nothing to truncate, and the caller's words get the model's answer."""
+    turns = [
+        CallerTurn(utterances["greeting_reply"], barge_in_after_ms=BARGE_AFTER_MS),
+        CallerTurn(utterances["goodbye"]),
+    ]
+    run = await run_call(turns)
+    (session,) = realtime.sessions
+    assert run.result.clears == 1 and not session.truncations
+    first = run.stored.turns[0]
+    assert first.role == "agent" and first.interrupted and first.text.endswith("…")
+    assert run.stored.turns[1].role == "caller"
+    assert run.stored.turns[1].text == utterances["greeting_reply"].text
+    assert run.stored.end_reason == "agent-hangup"
