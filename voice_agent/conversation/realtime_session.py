@@ -455,9 +455,10 @@ class RealtimeCallSession:
             if conn is not None:
                 await conn.function_output(call.call_id, outcome.result)
         if ending is None:
+            # The model answers its tools' results in a response of its own, queued at
+            # the line behind what this one still has to play.
+            self._background_task(self._finish_turn(turn))
             if conn is not None:
-                # The model answers its tools' results in a response of its own.
-                await self._finish_turn(turn)
                 self._arm_stall()
                 await conn.create_response()
             return
