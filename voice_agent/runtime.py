@@ -40,8 +40,8 @@ from voice_agent.pipelines import build_pipeline
 from voice_agent.providers.base import Pipeline, ProviderError
 from voice_agent.recorder import CallRecorder
 from voice_agent.recordings import RecordingStore, recordings_dir
-from voice_agent.resume import RESUME_PATH, RESUME_PHRASE, CallResume
 from voice_agent.redis_health import RedisHealth
+from voice_agent.resume import RESUME_PATH, RESUME_PHRASE, CallResume
 from voice_agent.settings import Settings
 from voice_agent.sms.followup import FollowUpSink
 from voice_agent.sms.sender import SmsSender
