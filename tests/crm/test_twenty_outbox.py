@@ -267,3 +267,15 @@ async def test_leads_and_calls_the_crm_missed_are_caught_up_once(
     assert [n.key for n in await sync.people.notes(int(person.id))] == [f"call:{sid}"]
     [theirs] = twenty.people.values()
     assert len(twenty.notes_of(theirs["id"])) == 1
+
+
+async def test_a_withheld_caller_id_makes_no_person(
+    sync_factory: Callable[..., Sync], twenty: TwentyStandin
+) -> None:
+    sync = sync_factory()
+    analysed = AnalysedCall(
+        "CA" + "6" * 32, "acme", "inbound", "anonymous", None, {"outcome": "other", "fields": {}}
+    )
+    assert await sync.crm.call_analyzed(analysed) is None
+    assert await sync.people.recent("acme") == []
+    assert await sync.pending() == 0
