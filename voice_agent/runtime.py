@@ -23,6 +23,8 @@ from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
+from voice_agent.events.emitter import Events
+from voice_agent.events.setup import analysis_hook, build_events
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
 from voice_agent.outbox import OutboxRepository, OutboxWorker
@@ -95,6 +97,8 @@ class Runtime:
     #: #12: post-call analysis (background) and what we know about inbound callers.
     analysis: AnalysisService | None = None
     memory: CallerMemory | None = None
+    #: #12: signed events for n8n (voice_agent.events): ``runtime.events.emit(...)``.
+    events: Events | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -168,6 +172,8 @@ class Runtime:
     async def aclose(self) -> None:
         if self.analysis is not None:
             await self.analysis.aclose()
+        if self.events is not None:
+            await self.events.aclose()
         if self.sms is not None:
             await self.sms.aclose()
         if self.recordings is not None:
@@ -278,9 +284,11 @@ async def build_runtime(
         runtime.outbox.register(meter_events)
     runtime.sms = _sms_service(runtime)
     runtime.memory = CallerMemory(database_finder(database), settings.caller_memory_ttl_s)
-    sinks: list[SessionSink] = [runtime.recorder, FollowUpSink(runtime.sms)]
+    runtime.events, call_events = await build_events(runtime)
+    sinks: list[SessionSink] = [runtime.recorder, call_events, FollowUpSink(runtime.sms)]
     if settings.analysis_enabled:
         runtime.analysis = build_analysis(settings, database, writes, agents, runtime.memory, clock)
+        runtime.analysis.on_analyzed.append(analysis_hook(runtime.events))
         runtime.analysis.start()
         sinks.append(runtime.analysis)
     runtime.session_sink = TeeSink(*sinks)
