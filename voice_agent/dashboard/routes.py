@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from voice_agent.dashboard import admin, api, auth, billing_pages, pages
+from voice_agent.dashboard import admin, api, auth, billing_pages, event_pages, pages
 from voice_agent.dashboard.state import HERE
 
 STATIC_PATH = "/dashboard-static"
@@ -32,6 +32,7 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/tenants/{slug}/numbers/remove", admin.tenant_remove_number, methods=["POST"]),
         Route("/tenants/{slug}/branding", admin.tenant_branding, methods=["POST"]),
         Route("/tenants/{slug}/billing", billing_pages.tenant_billing, methods=["POST"]),
+        Route("/tenants/{slug}/events", event_pages.tenant_events, methods=["POST"]),
         Route("/users", admin.users_page),
         Route("/users", admin.user_add, methods=["POST"]),
         Route("/api/calls", api.api_calls),
