@@ -217,12 +217,36 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (it signs dashboard sessions)")
         return value or None
 
+    @field_validator("events_webhook_url")
+    @classmethod
+    def _events_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "")
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError("must be an http(s) URL such as https://n8n.example.com/webhook/x")
+        return value or None
+
+    @field_validator("events_webhook_secret")
+    @classmethod
+    def _events_secret(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from voice_agent.events.secret import check_secret
+
+        check_secret(value)  # ValueError naming what is wrong
+        return value
+
     @model_validator(mode="after")
     def _pipeline(self) -> Settings:
         if self.agent_pipeline is None:
             self.agent_pipeline = "cascade" if self.openai_api_key else "offline"
         if self.agent_pipeline in ("cascade", "realtime") and not self.openai_api_key:
             raise ValueError(f"AGENT_PIPELINE={self.agent_pipeline} needs OPENAI_API_KEY")
+        return self
+
+    @model_validator(mode="after")
+    def _events(self) -> Settings:
+        if self.events_webhook_url and not self.events_webhook_secret:
+            raise ValueError("EVENTS_WEBHOOK_URL needs EVENTS_WEBHOOK_SECRET (whsec_…)")
         return self
 
     @property

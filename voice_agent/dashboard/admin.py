@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.billing_pages import month_costs, tenant_billing_context
 from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
+from voice_agent.dashboard.event_pages import tenant_events_context
 from voice_agent.dashboard.people_pages import outbox_context
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.storage.tenants import NumberTaken, TenantExists, UnknownTenant
@@ -94,6 +95,7 @@ async def _tenant_page(
         outbound=dash.agents.get(tenant.outbound_agent),
         agents=sorted(dash.agents),
         billing=await tenant_billing_context(dash, tenant.slug),
+        events_target=await tenant_events_context(request, tenant.slug),
         **context,
     )
 
