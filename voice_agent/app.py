@@ -94,6 +94,7 @@ def create_app(
             settings, runtime.database, runtime.tenants, runtime.agents, runtime.bus, runtime.redis
         )
         app.state.dashboard.billing = runtime.billing
+        app.state.dashboard.studio = runtime.agent_studio
         log.info(
             "ready: pipeline %s, agents %s, database %s",
             runtime.pipeline.name,

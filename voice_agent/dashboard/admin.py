@@ -58,6 +58,8 @@ async def tenant_create(request: Request, viewer: Viewer) -> Response:
             fields["timezone"] or "America/New_York",
         )
         await dash.tenants.create(tenant)
+        if dash.studio is not None:  # its own agents, introducing it by its name (#13)
+            await dash.studio.create_for_new_tenant(tenant, viewer.user.email)
     except TenantFieldError as exc:
         errors = {exc.field: exc.message}
     except TenantExists:

@@ -73,6 +73,8 @@ class Dashboard:
     env: Environment
     #: Cost, price and standing per call and tenant (#14); set once the runtime has it.
     billing: Billing | None = None
+    #: Tenants' own agents (#13): the portal's drafts, publishing and approvals.
+    studio: Any = None
 
     @classmethod
     def create(
