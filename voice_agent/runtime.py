@@ -120,6 +120,10 @@ class Runtime:
     ) -> StreamHandler:
         tenant = data.get("tenant", self.settings.default_tenant)
         found, version = self.agent_for(tenant, data.get("agent", ""))
+        if data.get("draft") == "1" and self.agent_studio is not None:
+            # The portal's browser tester (#13) runs the draft, not the published version.
+            found = await self.agent_studio.draft_definition(tenant, data.get("agent", ""))
+            version = None
         agent = found or self.default_agent
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
         variables = call_variables(data)
@@ -144,7 +148,7 @@ class Runtime:
             agent=agent.slug,
             pipeline=self.pipeline.name,
             variables=variables,
-            agent_version=version if found is not None else None,
+            agent_version=version,
             is_test=data.get("test") == "1",
         )
         tap = CallTap(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from voice_agent.dashboard import admin, agent_pages, api, auth, billing_pages, pages
+from voice_agent.dashboard import admin, agent_pages, api, auth, billing_pages, pages, testers
 from voice_agent.dashboard.state import HERE
+from voice_agent.telephony.media_websocket import MediaSocketApp
 
 STATIC_PATH = "/dashboard-static"
 
@@ -43,6 +44,9 @@ def dashboard_routes() -> list[BaseRoute]:
         Route(
             "/portal/{tenant}/agents/{slug}/rollback", agent_pages.agent_rollback, methods=["POST"]
         ),
+        Route("/portal/{tenant}/agents/{slug}/chat", testers.chat, methods=["POST"]),
+        Route("/portal/{tenant}/agents/{slug}/talk", testers.talk_token, methods=["POST"]),
+        WebSocketRoute(testers.TALK_PATH, MediaSocketApp(testers.talk_socket)),
         Route("/portal/{tenant}/settings", agent_pages.settings_page),
         Route("/portal/{tenant}/settings", agent_pages.settings_save, methods=["POST"]),
         Route("/approvals", agent_pages.approvals_page),

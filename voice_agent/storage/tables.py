@@ -421,9 +421,7 @@ agent_versions = Table(
     "agent_versions",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column(
-        "agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), nullable=False),
     Column("version", Integer, nullable=False),
     Column("data", JSONType, nullable=False),
     Column("published_by", String(320), nullable=False),
@@ -450,9 +448,7 @@ agent_approvals = Table(
     "agent_approvals",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column(
-        "agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), nullable=False),
     Column("tenant", String(64), nullable=False),
     Column("data", JSONType, nullable=False),
     Column("requested_by", String(320), nullable=False),
