@@ -168,6 +168,8 @@ tenants = Table(
     Column("sms_max_segments", Integer, nullable=False, server_default="3"),
     Column("brand_color", String(16), nullable=False, server_default="#2563eb"),
     Column("logo_url", Text, nullable=True),
+    # #16: this tenant's longest call in seconds (None: MAX_CALL_S).
+    Column("max_call_s", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     # 0006a: publishing the tenant's agent waits for an admin.
     Column("require_approval", Boolean, nullable=False, server_default=false()),
@@ -399,6 +401,58 @@ calls.append_column(Column("analysis_claimed_at", UTCDateTime, nullable=True))
 calls.append_constraint(Index("ix_calls_analyzed_at_ended_at", "analyzed_at", "ended_at"))
 # Caller memory: a caller's earlier calls, by the number they call from.
 calls.append_constraint(Index("ix_calls_tenant_from_number", "tenant", "from_number"))
+
+# --- The built-in CRM (#12, 0006c) ---
+# One row per person a tenant knows, found by email or by phone (each unique per tenant;
+# NULLs never collide). ``twenty_id`` is the same person's id in Twenty once mirrored.
+people = Table(
+    "people",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("first_name", String(100), nullable=False, server_default=""),
+    Column("last_name", String(100), nullable=False, server_default=""),
+    Column("email", String(320), nullable=True),  # lower-case
+    Column("phone", String(32), nullable=True),  # E.164
+    Column("twenty_id", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "email"),
+    UniqueConstraint("tenant", "phone"),
+    Index(None, "tenant", "updated_at"),
+)
+
+# Notes on a person (a call's summary and fields, ...); ``key`` makes a note idempotent.
+person_notes = Table(
+    "person_notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("person_id", Integer, ForeignKey("people.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("fields", JSONType, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "key"),
+    Index(None, "person_id", "created_at"),
+)
+
+# What happened with a person: a lead captured, a call, a text; (kind, ref) names it in
+# its own table (lead id, CallSid, SMS thread), so recording it twice is once.
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("person_id", Integer, ForeignKey("people.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # lead | call | sms
+    Column("ref", String(100), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "kind", "ref"),
+    Index(None, "person_id", "at"),
+)
 
 # --- Per-tenant agents, their versions, drafts, approvals; the tenant audit log (0006a) ---
 
