@@ -170,6 +170,10 @@ class Runtime:
         # session's tasks, which inherit the context).
         bind_call(start.call_sid, tenant)
         found, version = self.agent_for(tenant, data.get("agent", ""))
+        if data.get("draft") == "1" and self.agent_studio is not None:
+            # The portal's browser tester (#13) runs the draft, not the published version.
+            found = await self.agent_studio.draft_definition(tenant, data.get("agent", ""))
+            version = None
         agent = found or self.default_agent
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
         variables = call_variables(data)
@@ -194,7 +198,7 @@ class Runtime:
             agent=agent.slug,
             pipeline=self.pipeline.name,
             variables=variables,
-            agent_version=version if found is not None else None,
+            agent_version=version,
             is_test=data.get("test") == "1",
         )
         resumed = data.get("resume", "") != "" and self.resume is not None
