@@ -101,6 +101,8 @@ def create_app(
             settings, runtime.database, runtime.tenants, runtime.agents, runtime.bus, runtime.redis
         )
         app.state.dashboard.billing = runtime.billing
+        app.state.dashboard.outbox = runtime.outbox
+        app.state.dashboard.crm = runtime.crm
         log.info(
             "ready: pipeline %s, agents %s, database %s",
             runtime.pipeline.name,

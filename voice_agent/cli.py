@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     tenant_add.add_argument("--outbound-agent", default="lead_qualifier", help="calls its leads")
     tenant_add.add_argument("--timezone", default="America/New_York")
     tenant_add.add_argument("--number", action="append", default=[], help="repeatable")
+    tenant_add.add_argument("--calling-hours", help="outbound window, e.g. 09:00-20:00")
+    tenant_add.add_argument("--calling-days", help="ISO weekdays, e.g. 123456 (Mon-Sat)")
     billing_arguments(tenant_add)
     tenant_commands.add_parser("list", help="tenants and their numbers")
 

@@ -73,6 +73,15 @@ class Metrics:
         self.malformed_frames = Counter(
             "voice_agent_malformed_frames", "Media Stream frames skipped as malformed", registry=r
         )
+        # #16: Redis away: what fell back to this process, and whether it is back.
+        self.redis_errors = Counter(
+            "voice_agent_redis_errors",
+            "Redis requests that failed; the part named ran in-process instead",
+            ["part"],
+            registry=r,
+        )
+        self.redis_up = Gauge("voice_agent_redis_up", "1 while Redis answers", registry=r)
+        self.redis_up.set(1)
         self.stale_routes = Counter(
             "voice_agent_stale_routes",
             "Inbound calls routed from memory because the number lookup failed or overran",

@@ -72,6 +72,8 @@ async def _call_data(
             "agent": routing.route.agent,
             "direction": "inbound",
         }
+        if routing.route.tenant.max_call_s:
+            data["max_call_s"] = str(routing.route.tenant.max_call_s)
     elif routing.any_numbers:
         log.warning("call %s to %s: no tenant owns this number; refused", call_sid, to_number)
         return None

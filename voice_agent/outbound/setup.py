@@ -66,6 +66,8 @@ def build_outbound(runtime: Runtime) -> OutboundService:
         phrases=greetings.synthesiser,
         usage=runtime.billing.usage if runtime.billing is not None else None,
     )
+    if runtime.crm is not None:
+        service.on_lead.append(runtime.crm.lead_hook)  # a new lead's person in the CRM (#12)
     service.control = runtime.control
     return service
 
