@@ -230,7 +230,7 @@ class _Connection:
         elif kind == "conversation.item.truncate":
             await self.truncate(event)
         elif kind == "input_audio_buffer.commit":
-            await self.commit(self.buffer_start_ms + len(self.buffer) / 8.0)
+            await self.commit(self.take_buffer(self.buffer_start_ms + len(self.buffer) / 8.0))
         elif kind == "input_audio_buffer.clear":
             self.buffer_start_ms += len(self.buffer) / 8.0
             self.buffer.clear()
@@ -320,7 +320,7 @@ class _Connection:
                 self.in_speech = False
                 self.voiced_ms = 0
                 end_ms = now_ms - self.silent_ms
-                self.spawn(self.speech_stopped(end_ms, now_ms))
+                self.spawn(self.speech_stopped(end_ms, self.take_buffer(now_ms)))
             elif not self.in_speech and len(self.buffer) > 8 * 1000:
                 # Keep a second of lead-in; the rest of the silence is not a turn.
                 drop = len(self.buffer) - 4000
@@ -342,14 +342,19 @@ class _Connection:
             if td.get("interrupt_response", True):
                 await self.cancel_response()
 
-    async def speech_stopped(self, end_ms: float, now_ms: float) -> None:
+    async def speech_stopped(self, end_ms: float, audio: bytes) -> None:
         await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": int(end_ms)})
-        await self.commit(now_ms)
+        await self.commit(audio)
 
-    async def commit(self, now_ms: float) -> None:
+    def take_buffer(self, now_ms: float) -> bytes:
+        """The turn's audio, taken at once: frames appended before the commit's events go
+        out belong to the next turn (and the lead-in trim must not eat this one)."""
         audio = bytes(self.buffer)
         self.buffer_start_ms = now_ms
         self.buffer.clear()
+        return audio
+
+    async def commit(self, audio: bytes) -> None:
         item_id = _id("item")
         transcript = self.server.transcribe(audio)
         self.messages.append({"role": "user", "content": transcript, "id": item_id})
