@@ -110,6 +110,8 @@ class Faults:
     stall_s: float = 0.0
     #: Drop the socket (no close frame) once the next response has sent this much audio.
     drop_after_ms: float | None = None
+    #: Every new session waits this long before `session.created` (a slow connect).
+    connect_delay_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -281,6 +283,11 @@ class _Connection:
             )
             return
         self.record.truncations.append(Truncation(item_id, end_ms, audio_ms))
+        # The model forgets what was not heard: its transcript is cut to the same share.
+        for message in self.messages:
+            if message.get("id") == item_id and audio_ms > 0:
+                text = str(message.get("content") or "")
+                message["content"] = text[: int(len(text) * end_ms / audio_ms)]
         await self.send(
             {
                 "type": "conversation.item.truncated",
@@ -677,6 +684,8 @@ class StandinRealtime:
             return
         self._connections.add(connection)
         try:
+            if self.faults.connect_delay_s:
+                await asyncio.sleep(self.faults.connect_delay_s)
             await connection.send({"type": "session.created", "session": connection.session_view()})
             async for message in ws:
                 try:
