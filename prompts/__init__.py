@@ -7,6 +7,7 @@ from prompts.definition import (
     Extractor,
     FaqEntry,
     PlaybookStep,
+    TurnTaking,
     tidy_speech,
 )
 from prompts.loader import (
@@ -32,6 +33,7 @@ __all__ = [
     "Extractor",
     "FaqEntry",
     "PlaybookStep",
+    "TurnTaking",
     "load_agent",
     "load_agents",
     "parse_agent",

@@ -108,7 +108,12 @@ class Runtime:
     @property
     def session_config(self) -> SessionConfig:
         s = self.settings
-        return SessionConfig(s.endpointing_silence_ms, s.barge_in_min_ms, s.vad_aggressiveness)
+        return SessionConfig(
+            s.endpointing_silence_ms,
+            s.barge_in_min_ms,
+            s.vad_aggressiveness,
+            adaptive_noise_floor=s.adaptive_noise_floor,
+        )
 
     async def open_session(
         self, start: Start, data: dict[str, str], line: TwilioLine

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     #: between the voice webhook and the media stream); then the generic greeting plays.
     caller_greeting_wait_ms: int = Field(default=300, ge=0, le=5000)
 
+    # --- turn-taking (#18) ---------------------------------------------------------------
+    #: The VAD's level gate follows the line's noise floor (quiet callers, noisy lines);
+    #: false: the fixed -50 dBFS gate.
+    adaptive_noise_floor: bool = True
+
     @field_validator("public_base_url")
     @classmethod
     def _origin(cls, value: str) -> str:

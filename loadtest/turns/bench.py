@@ -137,6 +137,7 @@ def replay(
     silence_ms: int,
     waits: TurnWaits | None,
     transcribe: Transcriber | None,
+    adaptive: bool = True,
 ) -> tuple[float | None, int]:
     """Ms from the true end to the end decision (negative: cut off; None: never ended),
     and how many speculative transcripts were made."""
@@ -174,6 +175,7 @@ def replay(
         on_pause=on_pause if waits is not None else None,
         clock=lambda: now[0],
         wall=lambda: now[0],
+        adaptive_floor=adaptive,
     )
     audio = turn.ulaw
     for index in range(len(audio) // FRAME_BYTES):
