@@ -303,9 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     silence = [evaluate(turns, ms, None, None) for ms in range(200, 1700, 100)]
     aware: list[Point] = []
-    for base in (400, 500, 600, 700, 800, 1000):
+    for base in (400, 500, 600, 700, 800, 1000, 1200):
         for minimum in (100, 150, 200, 250, 300, 400):
-            for maximum in (1000, 1200, 1500):
+            for maximum in (1000, 1200, 1500, 1800):
                 if minimum > base or maximum < base:
                     continue
                 waits = TurnWaits(200, minimum, maximum)
