@@ -111,7 +111,7 @@ class TurnTaking:
 
     text_aware: bool = False
     speculation_ms: int = 200
-    min_wait_ms: int = 250
+    min_wait_ms: int = 200
     max_wait_ms: int = 1500
     silence_ms: int = 0
     interruption_min_ms: int = 0

@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--default-silence", type=int, default=500)
     parser.add_argument("--default-min", type=int, default=TurnWaits().min_wait_ms)
     parser.add_argument("--default-max", type=int, default=TurnWaits().max_wait_ms)
-    parser.add_argument("--default-base", type=int, default=None)
+    parser.add_argument("--default-base", type=int, default=1000)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     turns = load_turns()
@@ -316,10 +316,12 @@ def main(argv: list[str] | None = None) -> None:
     new = evaluate(turns, base, TurnWaits(200, args.default_min, args.default_max), transcribe)
     transcribe.save()
     times = [ms for _text, ms in transcribe._cache.values()]
-    title = (
-        f"{len(turns)} turns, {args.model_name} speculative STT "
-        f"(median {np.median(times):.0f} ms per transcript)"
+    stt = (
+        f"taken as {args.stt_ms:.0f} ms"
+        if args.stt_ms is not None
+        else f"measured, median {np.median(times):.0f} ms"
     )
+    title = f"{len(turns)} turns, {args.model_name} speculative STT ({stt} per transcript)"
     plot(silence, aware, (old, new), args.out / "endpointing.png", title)
     result = {
         "turns": len(turns),

@@ -43,7 +43,7 @@ class TurnWaits:
     """
 
     speculation_ms: int = 200
-    min_wait_ms: int = 250
+    min_wait_ms: int = 200
     max_wait_ms: int = 1500
 
 
