@@ -160,6 +160,7 @@ class Runtime:
             media_timeout_s=s.media_timeout_s,
             max_call_s=s.max_call_s,
             call_warning_s=s.call_warning_s,
+            adaptive_noise_floor=s.adaptive_noise_floor,
         )
 
     async def open_session(

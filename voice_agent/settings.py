@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     max_call_s: int = Field(default=3600, ge=0)
     call_warning_s: int = Field(default=60, ge=0)
 
+    # --- turn-taking (#18) ---------------------------------------------------------------
+    #: The VAD's level gate follows the line's noise floor (quiet callers, noisy lines);
+    #: false: the fixed -50 dBFS gate.
+    adaptive_noise_floor: bool = True
+
     @field_validator("public_base_url")
     @classmethod
     def _origin(cls, value: str) -> str:
