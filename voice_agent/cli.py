@@ -155,6 +155,7 @@ def _serve(args: argparse.Namespace) -> int:
     from voice_agent.storage.migrate import upgrade
     from voice_agent.telephony.direct_frames import DirectFramesProtocol
     from voice_agent.telephony.http_protocol import HttpProtocol
+    from voice_agent.telephony.protocol import MAX_SOCKET_MESSAGE_BYTES
 
     asyncio.run(upgrade(settings.database_url))  # once, before the workers start
     uvicorn.run(
@@ -168,6 +169,7 @@ def _serve(args: argparse.Namespace) -> int:
         ws=DirectFramesProtocol,
         log_level=args.log_level,
         ws_per_message_deflate=False,
+        ws_max_size=MAX_SOCKET_MESSAGE_BYTES,
     )
     return 0
 

@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from voice_agent.telephony import twiml
 from voice_agent.telephony.direct_frames import DIRECT_FRAMES, SetFrameSink
 from voice_agent.telephony.protocol import (
+    MAX_SOCKET_MESSAGE_BYTES,
     Dtmf,
     MalformedMessage,
     Mark,
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 #: Malformed frames logged in full per call; the rest are only counted.
 _LOGGED_MALFORMED = 3
 _POLICY_VIOLATION = 1008
+_MESSAGE_TOO_BIG = 1009
 
 
 class StreamHandler(Protocol):
@@ -199,6 +201,14 @@ class MediaStreamEndpoint:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    # The server may have closed the socket itself (1009: a message over
+                    # the size cap): nothing may be sent on it after this, not even a close.
+                    websocket.application_state = WebSocketState.DISCONNECTED
+                    if message.get("code") == _MESSAGE_TOO_BIG:
+                        log.warning(
+                            "media stream: closed, a message over %d bytes came in",
+                            MAX_SOCKET_MESSAGE_BYTES,
+                        )
                     break
                 frame = message.get("text")
                 if frame is None:
