@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         latency=latency,
         endpointing_ms=args.endpointing_ms,
         seed=args.seed,
+        realtime_response_ms=args.realtime_response_ms if args.pipeline == "realtime" else None,
     )
     console = Console(stderr=True)
     config: dict[str, Any] = {
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
                 database_url=args.database_url,
                 redis_url=args.redis_url,
                 endpointing_ms=args.endpointing_ms,
+                pipeline=args.pipeline,
+                realtime_response_ms=args.realtime_response_ms,
             )
             with console.status("starting the server and the stand-in providers…"):
                 try:

@@ -45,6 +45,8 @@ class ServerOptions:
     redis_url: str | None = None
     endpointing_ms: int = 500
     log_level: str = "warning"
+    pipeline: str = "cascade"
+    realtime_response_ms: float = 450.0
 
 
 def free_port() -> int:
@@ -72,7 +74,7 @@ def _stop(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
 
 def _start_standin(
     options: ServerOptions, api_key: str, log: Path
-) -> tuple[subprocess.Popen[bytes], str]:
+) -> tuple[subprocess.Popen[bytes], str, str | None]:
     lat = options.latency
     command = [
         sys.executable,
@@ -85,6 +87,8 @@ def _start_standin(
         f"--tts-realtime-factor={lat.tts_realtime_factor}",
         f"--api-key={api_key}",
     ]
+    if options.pipeline == "realtime":
+        command += ["--realtime", f"--realtime-response-ms={options.realtime_response_ms}"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=log.open("wb"), cwd=log.parent
     )
@@ -94,7 +98,8 @@ def _start_standin(
     if not line.startswith(b"READY "):
         _stop(process)
         raise ServerStartError(f"the OpenAI stand-in did not start: {log.read_text()[-2000:]}")
-    return process, line.split()[1].decode()
+    words = line.decode().split()
+    return process, words[1], (words[2] if len(words) > 2 else None)
 
 
 def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -114,20 +119,22 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> N
 
 @contextlib.contextmanager
 def local_server(options: ServerOptions) -> Iterator[LocalServer]:
-    """`voice-agent serve` on a free port, on the cascade pipeline against the stand-in,
-    with a fresh SQLite database (unless one is given) in a temporary directory."""
+    """`voice-agent serve` on a free port, on the cascade (or realtime) pipeline against
+    the stand-in, with a fresh SQLite database (unless one is given) in a temporary directory."""
     api_key = "sk-" + secrets.token_hex(8)
     auth_token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="voice-agent-loadtest-") as folder:
         workdir = Path(folder)
-        standin, openai_url = _start_standin(options, api_key, workdir / "standin.log")
+        standin, openai_url, realtime_url = _start_standin(
+            options, api_key, workdir / "standin.log"
+        )
         server: subprocess.Popen[bytes] | None = None
         try:
             port = free_port()
             base_url = f"http://127.0.0.1:{port}"
             env = {
                 **os.environ,
-                "AGENT_PIPELINE": "cascade",
+                "AGENT_PIPELINE": options.pipeline,
                 "OPENAI_API_KEY": api_key,
                 "OPENAI_BASE_URL": openai_url,
                 "DATABASE_URL": options.database_url or f"sqlite:///{workdir}/loadtest.db",
@@ -138,6 +145,9 @@ def local_server(options: ServerOptions) -> Iterator[LocalServer]:
                 "DATA_DIR": str(workdir / "data"),
             }
             env.pop("TWILIO_ACCOUNT_SID", None)
+            env.pop("OPENAI_REALTIME_URL", None)
+            if realtime_url:
+                env["OPENAI_REALTIME_URL"] = realtime_url
             env.pop("REDIS_URL", None)
             if options.redis_url:
                 env["REDIS_URL"] = options.redis_url

@@ -49,11 +49,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--database-url", help="for the local server (default: a new SQLite)")
     server.add_argument("--redis-url", help="for the local server (needed by --workers > 1)")
     server.add_argument("--endpointing-ms", type=int, default=500)
+    server.add_argument(
+        "--pipeline",
+        choices=("cascade", "realtime"),
+        default="cascade",
+        help="the local server's AGENT_PIPELINE, on the matching stand-in (default cascade)",
+    )
     providers = parser.add_argument_group(
         "stand-in provider latencies, ms (local server; default: typical of the real API)"
     )
     for name in PROVIDER_LATENCIES:
         providers.add_argument("--" + name.replace("_", "-"), type=float)
+    providers.add_argument(
+        "--realtime-response-ms",
+        type=float,
+        default=450.0,
+        help="realtime stand-in: end of caller speech detected to first audio (default 450)",
+    )
     out = parser.add_argument_group("the report")
     out.add_argument("--json", type=Path, help="write the report as JSON here")
     out.add_argument("--plot", type=Path, help="write an HTML page with SVG plots here")

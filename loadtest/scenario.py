@@ -81,6 +81,7 @@ class Scenario:
         latency: Latency,
         endpointing_ms: float,
         seed: int,
+        realtime_response_ms: float | None = None,
     ) -> None:
         self._script = script
         self._rate = barge_in_rate
@@ -88,6 +89,8 @@ class Scenario:
         self._utterances = {u.id: u for u in load_script()}
         self.latency = latency
         self.endpointing_ms = endpointing_ms
+        #: Realtime pipeline: the stand-in's one set latency (speech end detected to audio).
+        self.realtime_response_ms = realtime_response_ms
 
     @property
     def ends_in_goodbye(self) -> bool:
@@ -108,6 +111,8 @@ class Scenario:
         """What the stand-ins and the endpointing window alone put between the end of this
         utterance and the agent's first audio: silence window, STT, LLM up to the end of
         the first sentence, TTS first byte."""
+        if self.realtime_response_ms is not None:
+            return self.endpointing_ms + self.realtime_response_ms
         lat = self.latency
         return (
             self.endpointing_ms

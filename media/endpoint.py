@@ -128,6 +128,31 @@ class Endpointer:
         state = self._state
         return state is EndpointState.SPEAKING or state is EndpointState.STOPPING
 
+    @property
+    def onset_frame(self) -> int:
+        """Index of the first voiced frame of the speech in progress."""
+        return self._onset
+
+    @property
+    def end_frame(self) -> int:
+        """Index just after the last voiced frame so far."""
+        return self._last_voiced_end
+
+    @property
+    def silence_frames(self) -> int:
+        """Unvoiced frames since the last voiced one, while a pause is running (STOPPING);
+        0 otherwise."""
+        return self._silence_run if self._state is EndpointState.STOPPING else 0
+
+    def end_now(self) -> SpeechEnded | None:
+        """End the speech at the pause now running, before ``silence_ms`` has passed:
+        something else (what the caller said) decided the turn is over. None when no
+        pause is running."""
+        if self._state is not EndpointState.STOPPING:
+            return None
+        self._state = EndpointState.QUIET
+        return SpeechEnded(self._onset, self._last_voiced_end)
+
     def push(self, voiced: bool) -> EndpointEvent | None:
         """Take the next frame's flag; return an event when a boundary is decided."""
         index = self._frame_index

@@ -15,9 +15,12 @@ from prompts.loader import (
     SMS_TOOL_NAMES,
     TOOL_NAMES,
     AgentDefinitionError,
+    allowed_variables,
     load_agent,
     load_agents,
     parse_agent,
+    parse_agent_data,
+    template_data,
 )
 
 __all__ = [
@@ -32,8 +35,11 @@ __all__ = [
     "Extractor",
     "FaqEntry",
     "PlaybookStep",
+    "allowed_variables",
     "load_agent",
     "load_agents",
     "parse_agent",
+    "parse_agent_data",
+    "template_data",
     "tidy_speech",
 ]

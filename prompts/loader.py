@@ -159,6 +159,48 @@ def parse_agent(data: str | bytes, source: str = "<string>") -> AgentDefinition:
     return _Reader(source).agent(raw)
 
 
+def parse_agent_data(raw: Mapping[str, Any], source: str = "<data>") -> AgentDefinition:
+    """Validate an already-parsed definition (a tenant's agent stored as JSON) with exactly
+    the rules a TOML file gets."""
+    if not isinstance(raw, Mapping):
+        raise AgentDefinitionError(source, None, "must be a table of fields")
+    return _Reader(source).agent(raw)
+
+
+def template_data(slug: str, directory: Path | None = None) -> dict[str, Any]:
+    """The raw fields of a shipped definition (a template a tenant's agent starts from)."""
+    if directory is None:
+        files = resources.files("prompts")
+        for entry in files.iterdir():
+            if entry.name.endswith(".toml") and entry.is_file():
+                raw = tomllib.loads(entry.read_bytes().decode("utf-8"))
+                if raw.get("slug") == slug:
+                    return raw
+    else:
+        for path in sorted(Path(directory).glob("*.toml")):
+            raw = tomllib.loads(path.read_text("utf-8"))
+            if raw.get("slug") == slug:
+                return raw
+    raise KeyError(slug)
+
+
+def allowed_variables(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every {placeholder} a definition's texts may use, in one place: its declared
+    variables, its step slots, its link names and the caller-memory variables."""
+    names: list[str] = []
+    variables = raw.get("variables", {})
+    if isinstance(variables, Mapping):
+        names += [str(k) for k in variables]
+    steps = raw.get("steps", [])
+    if isinstance(steps, list):
+        names += [str(s["slot"]) for s in steps if isinstance(s, Mapping) and "slot" in s]
+    links = raw.get("links", {})
+    if isinstance(links, Mapping):
+        names += [str(k) for k in links]
+    names += CALLER_VARIABLES
+    return tuple(dict.fromkeys(names))
+
+
 class _Reader:
     """Field-by-field conversion; every failure names `source` and the field's path."""
 
@@ -473,5 +515,6 @@ class _Reader:
             if name not in known:
                 raise self.fail(
                     field,
-                    f"placeholder {{{name}}} is not declared in [variables] or as a step slot",
+                    f"placeholder {{{name}}} is not declared in [variables] or as a step slot"
+                    " (allowed: " + ", ".join(sorted(known)) + ")",
                 )

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -16,7 +16,9 @@ from starlette.routing import Route, WebSocketRoute
 
 from voice_agent.clock import utc_now
 from voice_agent.dashboard import Dashboard, dashboard_routes
+from voice_agent.drain import Drain
 from voice_agent.heap import HeapKeeper, settle_after_startup
+from voice_agent.metrics import exposition, worker_exited
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
@@ -25,6 +27,7 @@ from voice_agent.telephony.media_socket import MediaStreamEndpoint
 from voice_agent.telephony.media_websocket import MediaSocketApp
 from webhooks.lead import lead
 from webhooks.stripe import stripe_webhook
+from webhooks.twilio_resume import resume
 from webhooks.twilio_sms import sms, sms_status
 from webhooks.twilio_status import amd, status
 from webhooks.twilio_transfer import transfer_result, whisper
@@ -41,6 +44,9 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
+    if runtime.draining:
+        # Before any probe: the balancer must stop sending calls here at once.
+        return JSONResponse({"ready": False, "draining": True}, status_code=503)
     problems: dict[str, str] = {}
     try:
         await runtime.database.ping()
@@ -62,7 +68,7 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def create_app(
@@ -89,11 +95,14 @@ def create_app(
             rest=runtime.rest,
             open_session=runtime.open_session,
             on_malformed=runtime.metrics.malformed_frames.inc,
+            on_hangup=runtime.resume.mark_ended if runtime.resume is not None else None,
         )
         app.state.dashboard = Dashboard.create(
             settings, runtime.database, runtime.tenants, runtime.agents, runtime.bus, runtime.redis
         )
         app.state.dashboard.billing = runtime.billing
+        app.state.dashboard.outbox = runtime.outbox
+        app.state.dashboard.crm = runtime.crm
         log.info(
             "ready: pipeline %s, agents %s, database %s",
             runtime.pipeline.name,
@@ -109,6 +118,12 @@ def create_app(
         app.state.outbound = outbound
         app.state.lead_limits = build_lead_limits(runtime)
         outbound.dialer.start()
+        # #15: on SIGTERM stop dialling and taking calls, let the running ones finish.
+        runtime.drain = Drain(
+            settings.drain_timeout_s, runtime.live_calls, on_begin=[outbound.dialer.aclose]
+        )
+        app.state.drain = runtime.drain
+        runtime.drain.install()
         if runtime.outbox is not None:
             runtime.outbox.start()
         sweeping = (
@@ -121,6 +136,7 @@ def create_app(
         try:
             yield
         finally:
+            await runtime.drain.aclose()
             heap.cancel()
             await asyncio.gather(heap, return_exceptions=True)
             if sweeping is not None:
@@ -133,10 +149,12 @@ def create_app(
             if runtime.greetings is not None:
                 runtime.greetings.close()
             await runtime.aclose()
+            worker_exited()
 
     app = Starlette(
         routes=[
             Route("/twilio/voice", voice, methods=["POST"]),
+            Route("/twilio/resume", resume, methods=["POST"]),
             Route("/twilio/sms", sms, methods=["POST"]),
             Route("/twilio/sms/status", sms_status, methods=["POST"]),
             Route("/twilio/status", status, methods=["POST"]),

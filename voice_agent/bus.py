@@ -104,9 +104,13 @@ class Bus:
 class RedisBus(Bus):
     """Events cross workers and hosts through Redis pub/sub."""
 
-    def __init__(self, redis: Any, channel: str = CHANNEL, timeout_s: float = 2.0) -> None:
+    def __init__(
+        self, redis: Any, channel: str = CHANNEL, timeout_s: float = 2.0, health: Any = None
+    ) -> None:
         super().__init__()
         self._redis = redis
+        #: Told of failures and recoveries (voice_agent.redis_health), when given.
+        self._health = health
         self._channel = channel
         self._timeout_s = timeout_s
         self._subscribed_event = asyncio.Event()
@@ -146,7 +150,13 @@ class RedisBus(Bus):
             except Exception as exc:
                 # Live view only: the call itself and its stored transcript are unaffected.
                 self.dropped += 1
-                log.warning("live event not published: %s", exc or type(exc).__name__)
+                if self._health is not None:
+                    self._health.failed("live events", exc)  # one warning per outage
+                else:
+                    log.warning("live event not published: %s", exc or type(exc).__name__)
+            else:
+                if self._health is not None:
+                    self._health.ok("live events")
 
     async def _listen(self) -> None:
         while True:
@@ -155,7 +165,10 @@ class RedisBus(Bus):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("live events: cannot subscribe to Redis (%s); retrying", exc)
+                if self._health is not None:
+                    self._health.failed("live events", exc)
+                else:
+                    log.warning("live events: cannot subscribe to Redis (%s); retrying", exc)
                 await asyncio.sleep(_RECONNECT_S)
                 continue
             self._subscribed_event.set()
@@ -178,5 +191,5 @@ class RedisBus(Bus):
             await asyncio.sleep(_RECONNECT_S)
 
 
-def build_bus(redis: Any | None) -> Bus:
-    return RedisBus(redis) if redis is not None else Bus()
+def build_bus(redis: Any | None, health: Any = None) -> Bus:
+    return RedisBus(redis, health=health) if redis is not None else Bus()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from voice_agent.conversation.ports import (
 from voice_agent.recordings import RecordingFile, RecordingStore
 from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.warm_transfer import WarmTransfer
+
+log = logging.getLogger(__name__)
 
 _SUMMARY_TURNS = 2
 MESSAGE_MARK = "message-end"
@@ -161,6 +164,17 @@ class CallTap:
             # them for a full collection, which stalls every call in the process.
             self._session = None
 
+    async def say_goodbye(self, reason: str, text: str | None = None) -> None:
+        """End the call from our side: the session's goodbye in the agent's voice, then the
+        hang-up (a handler with no goodbye, such as the suspension notice, just hangs up)."""
+        if self._muted:
+            return  # a message being left hangs up by itself when it has played
+        goodbye = getattr(self._session, "say_goodbye", None)
+        if goodbye is not None:
+            await goodbye(reason, text)
+        else:
+            await self._line.hangup()
+
     # --- CallTransport: the session's side ------------------------------------------------
 
     async def send_audio(self, ulaw: bytes) -> None:
@@ -220,6 +234,7 @@ class CallTap:
 
     def call_started(self, call: CallInfo, at: datetime) -> None:
         # Recording t=0 is the very instant stored as calls.started_at.
+        log.info("call started: %s, agent %s", call.direction, call.agent)
         self._t0 = self._clock()
         self._started_at = at
         if self._recordings is not None:
@@ -236,6 +251,7 @@ class CallTap:
     def call_ended(self, call: CallInfo, event: CallEndedEvent) -> None:
         if self._live is not None and self._live.get(call.call_sid) is self:
             del self._live[call.call_sid]
+        log.info("call ended: %s", event.reason)
         self._sink.call_ended(call, event)
         if self.recording is None or self._recordings is None or self._file is None:
             return

@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default=None,
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="default: LOG_LEVEL",
     )
 
     demo = commands.add_parser("demo", help="run a simulated phone call against a local server")
@@ -65,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     tenant_add.add_argument("--outbound-agent", default="lead_qualifier", help="calls its leads")
     tenant_add.add_argument("--timezone", default="America/New_York")
     tenant_add.add_argument("--number", action="append", default=[], help="repeatable")
+    tenant_add.add_argument("--calling-hours", help="outbound window, e.g. 09:00-20:00")
+    tenant_add.add_argument("--calling-days", help="ISO weekdays, e.g. 123456 (Mon-Sat)")
     billing_arguments(tenant_add)
     tenant_commands.add_parser("list", help="tenants and their numbers")
 
@@ -76,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
         "--queue", action="store_true", help="leave the call to the running server's dialer"
     )
 
+    backup = commands.add_parser("backup", help="database backups")
+    backup_commands = backup.add_subparsers(
+        dest="backup_command", required=True, parser_class=_Parser
+    )
+    backup_check = backup_commands.add_parser(
+        "check", help="restore a pg_dump into a scratch database and check it"
+    )
+    backup_check.add_argument("file")
+    backup_check.add_argument(
+        "--server", help="PostgreSQL URL to restore on (default: DATABASE_URL's server)"
+    )
+
     from loadtest.options import add_arguments as loadtest_arguments
 
     loadtest_arguments(commands.add_parser("loadtest", help="the load generator"))
@@ -85,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
-    quiet = args.command in ("demo", "transcript", "db", "user", "tenant")
+    quiet = args.command in ("demo", "transcript", "db", "user", "tenant", "backup")
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -119,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from voice_agent.dashboard.user_command import add_user
 
             return add_user(args)
+        if args.command == "backup":
+            return _backup_check(args)
         if args.command == "loadtest":
             from loadtest.cli import run as run_loadtest
 
@@ -152,12 +171,22 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from voice_agent.logs import configure, log_config
+
+    # LOG_FORMAT / LOG_LEVEL (#15): this process now, and every worker uvicorn starts.
+    level = (args.log_level or settings.log_level).upper()
+    configure(settings.log_format, level)
     from voice_agent.storage.migrate import upgrade
     from voice_agent.telephony.direct_frames import DirectFramesProtocol
     from voice_agent.telephony.http_protocol import HttpProtocol
     from voice_agent.telephony.protocol import MAX_SOCKET_MESSAGE_BYTES
 
     asyncio.run(upgrade(settings.database_url))  # once, before the workers start
+    if args.workers > 1:
+        # Every worker writes its metrics to files here; /metrics adds them up (#15).
+        from voice_agent.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+        os.environ[MULTIPROC_ENV] = prepare_multiprocess_dir(os.environ.get(MULTIPROC_ENV))
     uvicorn.run(
         "voice_agent.asgi:app",
         factory=False,
@@ -167,11 +196,30 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http=HttpProtocol,
         ws=DirectFramesProtocol,
-        log_level=args.log_level,
+        log_level=level.lower(),
+        log_config=log_config(settings.log_format, level),
         ws_per_message_deflate=False,
         ws_max_size=MAX_SOCKET_MESSAGE_BYTES,
     )
     return 0
+
+
+def _backup_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from voice_agent.backup_check import check_backup
+
+    dump = Path(args.file)
+    if not dump.is_file():
+        print(f"voice-agent: FILE: no such file {dump}", file=sys.stderr)
+        return EXIT_USAGE
+    server = args.server or load_settings().database_url
+    if not server.startswith(("postgresql", "postgres")):
+        print("voice-agent: --server or DATABASE_URL must be a postgresql:// URL", file=sys.stderr)
+        return EXIT_USAGE
+    report = asyncio.run(check_backup(dump, server))
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
 
 
 async def _transcript(call_sid: str, as_json: bool) -> int:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -21,7 +30,15 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.active_calls = Gauge("voice_agent_active_calls", "Calls in progress", registry=r)
+        # livesum: with several workers (multiprocess mode) the live workers' calls add up.
+        self.active_calls = Gauge(
+            "voice_agent_active_calls", "Calls in progress", registry=r, multiprocess_mode="livesum"
+        )
+        #: 1 per serving worker; with several, one sample per pid (the scrape shows them all).
+        self.worker_up = Gauge(
+            "voice_agent_worker_up", "Worker serving", registry=r, multiprocess_mode="liveall"
+        )
+        self.worker_up.set(1)
         self.calls = Counter("voice_agent_calls", "Calls ended", ["reason"], registry=r)
         self.turns = Counter("voice_agent_turns", "Turns stored", ["role"], registry=r)
         self.stage_ms = Histogram(
@@ -56,6 +73,15 @@ class Metrics:
         self.malformed_frames = Counter(
             "voice_agent_malformed_frames", "Media Stream frames skipped as malformed", registry=r
         )
+        # #16: Redis away: what fell back to this process, and whether it is back.
+        self.redis_errors = Counter(
+            "voice_agent_redis_errors",
+            "Redis requests that failed; the part named ran in-process instead",
+            ["part"],
+            registry=r,
+        )
+        self.redis_up = Gauge("voice_agent_redis_up", "1 while Redis answers", registry=r)
+        self.redis_up.set(1)
         self.stale_routes = Counter(
             "voice_agent_stale_routes",
             "Inbound calls routed from memory because the number lookup failed or overran",
@@ -84,3 +110,36 @@ class _GcCollector(Collector):
             pause.add_metric(label, self._pauses.pause_s[generation] * 1000.0)
         yield collections
         yield pause
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """/metrics: this worker's registry, or, when uvicorn runs several workers
+    (PROMETHEUS_MULTIPROC_DIR, set by ``voice-agent serve``), every worker's samples added
+    up from the shared directory, whichever worker answers the scrape."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return generate_latest(registry)
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)
+    return generate_latest(merged)
+
+
+def worker_exited() -> None:
+    """A worker's live gauges stop counting once it is gone."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(os.getpid())
+
+
+def prepare_multiprocess_dir(path: str | None = None) -> str:
+    """An empty directory for the workers' metric files (stale ones would add up too)."""
+    import tempfile
+
+    directory = path or tempfile.mkdtemp(prefix="voice-agent-metrics-")
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(directory, name))
+    return directory

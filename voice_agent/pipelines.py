@@ -38,25 +38,104 @@ async def build_pipeline(settings: Settings) -> Pipeline:
         await stt.load()
         await tts.load()
         return Pipeline("offline", stt, PlaybookEngine(), tts)
-    if settings.pipeline == "realtime":
-        raise PipelineUnavailable("AGENT_PIPELINE=realtime is not implemented yet; use cascade")
-
     from voice_agent.providers.openai.client import make_client
     from voice_agent.providers.openai.dialogue import OpenAIDialogueEngine
     from voice_agent.providers.openai.stt import OpenAISpeechToText
     from voice_agent.providers.openai.tts import OpenAITextToSpeech
 
     assert settings.openai_api_key is not None
-    timeout = settings.provider_timeout_s
+    from voice_agent.providers.resilience import (
+        Breakers,
+        ResilientDialogueEngine,
+        ResilientSpeechToText,
+        ResilientTextToSpeech,
+        RetryPolicy,
+    )
+
+    # A provider that goes quiet is given up on well before the caller's patience is.
+    timeout = min(settings.provider_timeout_s, settings.provider_stall_s)
     # One client, and so one connection pool, per stage: a pool's bookkeeping grows with
     # the connections it holds (httpx's scanned every one on each request: several % of
     # the core at a few hundred calls), and each stage's holds only its own in flight.
     key, base_url = settings.openai_api_key, settings.openai_base_url
+    stt = [
+        (
+            "primary",
+            OpenAISpeechToText(make_client(key, base_url, timeout), settings.stt_model, timeout),
+        )
+    ]
+    llm = [
+        (
+            "primary",
+            OpenAIDialogueEngine(make_client(key, base_url, timeout), settings.llm_model, timeout),
+        )
+    ]
+    tts = [
+        (
+            "primary",
+            OpenAITextToSpeech(
+                make_client(key, base_url, timeout), settings.tts_model, settings.tts_voice, timeout
+            ),
+        )
+    ]
+    if settings.fallback_openai_base_url:
+        key2 = settings.fallback_openai_api_key or key
+        url2 = settings.fallback_openai_base_url
+        stt.append(
+            (
+                "fallback",
+                OpenAISpeechToText(
+                    make_client(key2, url2, timeout),
+                    settings.fallback_stt_model or settings.stt_model,
+                    timeout,
+                ),
+            )
+        )
+        llm.append(
+            (
+                "fallback",
+                OpenAIDialogueEngine(
+                    make_client(key2, url2, timeout),
+                    settings.fallback_llm_model or settings.llm_model,
+                    timeout,
+                ),
+            )
+        )
+        tts.append(
+            (
+                "fallback",
+                OpenAITextToSpeech(
+                    make_client(key2, url2, timeout),
+                    settings.fallback_tts_model or settings.tts_model,
+                    settings.fallback_tts_voice or settings.tts_voice,
+                    timeout,
+                ),
+            )
+        )
+    policy = RetryPolicy(
+        attempts=settings.provider_attempts,
+        max_retry_after_s=settings.provider_max_retry_after_s,
+        breaker_failures=settings.provider_breaker_failures,
+        breaker_open_s=settings.provider_breaker_open_s,
+    )
+    breakers = Breakers(policy)
+    realtime = None
+    if settings.pipeline == "realtime":
+        from voice_agent.providers.openai.realtime import OpenAIRealtime
+
+        # Calls talk to the Realtime model; the cascade's stages below still make the
+        # cached phrases (greeting, apologies) and answer text messages.
+        realtime = OpenAIRealtime(
+            key,
+            settings.realtime_model,
+            base_url=base_url,
+            websocket_base_url=settings.openai_realtime_url,
+            timeout=timeout,
+        )
     return Pipeline(
-        "cascade",
-        OpenAISpeechToText(make_client(key, base_url, timeout), settings.stt_model, timeout),
-        OpenAIDialogueEngine(make_client(key, base_url, timeout), settings.llm_model, timeout),
-        OpenAITextToSpeech(
-            make_client(key, base_url, timeout), settings.tts_model, settings.tts_voice, timeout
-        ),
+        settings.pipeline,
+        ResilientSpeechToText(stt, breakers, policy),  # type: ignore[arg-type]
+        ResilientDialogueEngine(llm, breakers, policy),  # type: ignore[arg-type]
+        ResilientTextToSpeech(tts, breakers, policy),  # type: ignore[arg-type]
+        realtime,
     )

@@ -54,6 +54,8 @@ class CallRecorder:
                 pipeline=call.pipeline,
                 started_at=at,
                 metadata={"stream_sid": call.stream_sid},
+                agent_version=call.agent_version,
+                is_test=call.is_test,
             )
         )
         if self._bus is not None:

@@ -112,6 +112,80 @@ class Settings(BaseSettings):
     #: How long a call's start waits for a known caller's greeting by name, ms (it is made
     #: between the voice webhook and the media stream); then the generic greeting plays.
     caller_greeting_wait_ms: int = Field(default=300, ge=0, le=5000)
+    # --- #12: CRM (built-in; Twenty when TWENTY_API_URL and TWENTY_API_KEY are set) ---
+    #: Requests a minute sent to Twenty (its limit is 100), shared by every worker with Redis.
+    twenty_requests_per_minute: int = Field(default=95, ge=1, le=100)
+    twenty_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # --- #15: deployment ---
+    #: On SIGTERM, how long calls in progress may go on before the agent says goodbye.
+    drain_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    #: "text" (human) or "json" (one object a line, call_sid and tenant on a call's lines).
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    # --- #17: the realtime (speech-to-speech) pipeline ---
+    realtime_model: str = "gpt-realtime"
+    #: The Realtime websocket base (ws:// or wss://, up to /v1); empty: from OPENAI_BASE_URL.
+    openai_realtime_url: str | None = None
+    #: Who decides a barge-in on realtime calls: the model's server VAD or our own VAD.
+    realtime_barge_in: Literal["server", "local"] = "server"
+    #: No model audio this long after the caller's turn: the recovery phrase.
+    realtime_stall_s: float = Field(default=4.0, gt=0, le=60)
+    # --- #13: tenants' own agents ---
+    #: Redis channel on which a worker that publishes a tenant's agent tells the others.
+    agent_updates_channel: str = "voice_agent:agents"
+    # --- #16: runtime faults ---
+    #: A provider stream (or transcription) that sends nothing for this long is given up
+    #: on and asked again (capped by PROVIDER_TIMEOUT_S).
+    provider_stall_s: float = Field(default=2.5, gt=0)
+    #: Attempts per provider and request, the first included; then the fallback provider.
+    provider_attempts: int = Field(default=2, ge=1, le=5)
+    #: A 429 asking for a longer wait than this goes to the fallback provider at once.
+    provider_max_retry_after_s: float = Field(default=1.0, ge=0)
+    #: Failures in a row that open a provider's breaker (per tenant), and for how long.
+    provider_breaker_failures: int = Field(default=3, ge=1)
+    provider_breaker_open_s: float = Field(default=30.0, gt=0)
+    #: A second OpenAI-compatible provider for when the first fails; empty: none.
+    fallback_openai_base_url: str | None = None
+    #: Empty: OPENAI_API_KEY.
+    fallback_openai_api_key: str | None = None
+    #: Empty: the primary's model names and voice.
+    fallback_llm_model: str | None = None
+    fallback_stt_model: str | None = None
+    fallback_tts_model: str | None = None
+    fallback_tts_voice: str | None = None
+    #: A reply with no audio this long after the caller's turn ended (the endpointing
+    #: silence) gets a recovery phrase (cached audio). A reply is due about 1 s after (the
+    #: cascade's usual latency), so the phrase comes within 1.5 s of it, and with the
+    #: default endpointing before 3 s of silence. 0: never.
+    recovery_phrase_after_s: float = Field(default=2.0, ge=0, le=2.5)
+    #: Silence after a recovery phrase before the next one (dead air stays under 3 s).
+    recovery_gap_s: float = Field(default=2.0, gt=0, le=2.9)
+    #: Turns in a row lost to provider failures before the call is transferred or ended.
+    provider_failed_turns_before_end: int = Field(default=3, ge=1)
+    #: Where call records wait while the database is away (one file per worker);
+    #: empty: DATA_DIR/journal.
+    write_journal_dir: str | None = None
+    write_journal_enabled: bool = True
+    #: Records held in memory during an outage; the rest wait in the journal only.
+    write_memory_limit: int = Field(default=20_000, ge=100)
+    #: A call whose media stops arriving this long is ended (Twilio sends 50 frames a
+    #: second, silence included). 0: never.
+    media_timeout_s: float = Field(default=10.0, ge=0)
+    #: Longest call (a tenant's max_call_s overrides it) and the spoken warning this long
+    #: before it. 0: no limit.
+    max_call_s: int = Field(default=3600, ge=0)
+    call_warning_s: int = Field(default=60, ge=0)
 
     @field_validator("public_base_url")
     @classmethod

@@ -8,10 +8,12 @@ import sys
 from typing import Any
 
 from prompts.loader import load_agents
+from voice_agent.agents.studio import tenant_copy
 from voice_agent.billing import tenant_options
 from voice_agent.billing.service import Billing
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.settings import Settings, load_settings
+from voice_agent.storage.agents import AgentRepository
 from voice_agent.storage.billing import CustomerTaken
 from voice_agent.storage.database import Database
 from voice_agent.storage.migrate import upgrade
@@ -27,7 +29,14 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_list(settings.database_url))
     try:
         tenant = new_tenant(
-            args.slug, args.name, args.agent, args.outbound_agent, load_agents(), args.timezone
+            args.slug,
+            args.name,
+            args.agent,
+            args.outbound_agent,
+            load_agents(),
+            args.timezone,
+            calling_hours=args.calling_hours,
+            calling_days=args.calling_days,
         )
         numbers = [to_e164(raw) for raw in args.number]
         billing = tenant_options.parse(
@@ -53,6 +62,7 @@ async def _add(
             await repo.create(tenant)
         except TenantExists:
             return _fail(f"SLUG: a tenant {tenant.slug!r} exists already")
+        await _own_agents(database, tenant)
         for number in numbers:
             try:
                 await repo.add_number(tenant.slug, number)
@@ -78,6 +88,15 @@ async def _add(
         await database.dispose()
     print(f"added tenant {tenant.slug} ({tenant.name})")
     return 0
+
+
+async def _own_agents(database: Database, tenant: Tenant) -> None:
+    """The new tenant's own agents (#13): its templates, introducing it by its name."""
+    repo = AgentRepository(database)
+    for slug in dict.fromkeys((tenant.agent, tenant.outbound_agent)):
+        await repo.create(
+            tenant.slug, slug, tenant_copy(slug, tenant.name), "voice-agent tenant add"
+        )
 
 
 async def _list(database_url: str) -> int:

@@ -8,6 +8,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from voice_agent.call_actions import FINAL_STATUSES
 from voice_agent.outbound import urls
 from voice_agent.outbound.service import CallProgress, OutboundService
 from voice_agent.runtime import Runtime
@@ -67,6 +68,9 @@ async def status(request: Request) -> Response:
         to_number=form.get("To", ""),
     )
     await outbound.call_progress(progress, scheduled)
+    if call_status in FINAL_STATUSES and runtime.control is not None:
+        # The worker still holding the call's stream (if any) closes it now (#15).
+        await runtime.control.notify(call_sid, "status", status=call_status)
     return Response(status_code=204)
 
 

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from voice_agent.caller_memory.greeting import remember_caller
+from voice_agent.logs import bind_call
 from voice_agent.outbound import urls
 from voice_agent.outbound.dialer import encode_variables, prompt_variables
 from voice_agent.outbound.service import OutboundService
@@ -71,6 +72,8 @@ async def _call_data(
             "agent": routing.route.agent,
             "direction": "inbound",
         }
+        if routing.route.tenant.max_call_s:
+            data["max_call_s"] = str(routing.route.tenant.max_call_s)
     elif routing.any_numbers:
         log.warning("call %s to %s: no tenant owns this number; refused", call_sid, to_number)
         return None
@@ -105,17 +108,26 @@ async def voice(request: Request) -> Response:
     call_sid = form.get("CallSid", "")
     if not call_sid:
         return PlainTextResponse("CallSid is required", status_code=400)
+    bind_call(call_sid)
+    if runtime.draining:
+        # This worker is going away (#15): Twilio's retry or the balancer goes elsewhere.
+        return PlainTextResponse("draining", status_code=503, headers={"Retry-After": "1"})
     try:
         # Twilio gives up after 15 s; answer quickly so its fallback URL can take the call.
         async with asyncio.timeout(_TOKEN_TIMEOUT_S):
             call = await _call_data(request, runtime, form, call_sid)
             if call is None:
                 return Response(twiml.say_and_hangup(UNKNOWN_NUMBER_MESSAGE), media_type="text/xml")
+            bind_call(call_sid, call["tenant"])
             if call.get("direction") == "inbound" and await _suspended(runtime, call["tenant"]):
                 call["suspended"] = "1"
             token = await runtime.tokens.issue(call)
+            if runtime.resume is not None:
+                await runtime.resume.remember(call_sid, call)  # for a resume elsewhere (#15)
     except Exception as exc:
         log.error("call %s: cannot set up the media stream: %s", call_sid, exc or type(exc))
         return PlainTextResponse("temporarily unavailable", status_code=503)
-    document = twiml.connect_stream(runtime.media_stream_url, {"token": token})
+    document = twiml.connect_stream(
+        runtime.media_stream_url, {"token": token}, redirect=runtime.resume_url
+    )
     return Response(document, media_type="text/xml")

@@ -48,6 +48,10 @@ class FixtureTranscriber:
         pcm, rate = soundfile.read(io.BytesIO(wav), dtype="int16")
         if rate != 8000:
             raise ValueError(f"expected 8 kHz audio, got {rate} Hz")
+        return self.ids_of_samples(pcm)
+
+    def ids_of_samples(self, pcm: np.ndarray) -> list[str]:
+        """The fixtures heard in 8 kHz int16 samples cut on the caller's 20 ms grid."""
         found: list[str] = []
         for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
             name = self._frames.get(pcm[start : start + FRAME_SAMPLES].tobytes())
@@ -60,3 +64,7 @@ class FixtureTranscriber:
 
     def __call__(self, wav: bytes) -> str:
         return self.text_of(self.ids(wav))
+
+    def samples(self, pcm: np.ndarray) -> str:
+        """Transcript of raw samples (the Realtime stand-in hears mu-law, not a file)."""
+        return self.text_of(self.ids_of_samples(pcm))

@@ -102,6 +102,13 @@ class Failure:
     stall_s: float = 0.0
     #: How many requests it applies to (None: until cleared).
     times: int | None = None
+    #: With a status of 429 (or 503): the Retry-After header, in seconds.
+    retry_after_s: float | None = None
+    #: For streams: stall this long after the headers, before any content (the first
+    #: token or audio byte never comes).
+    first_stall_s: float = 0.0
+    #: For streams: after this many content pieces the connection is cut mid-stream.
+    cut_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +228,8 @@ class StandinOpenAI:
         self.speech_chunk_bytes = speech_chunk_bytes
         #: Requests answered, per endpoint (failures included).
         self.served: Counter[str] = Counter()
+        #: Faults injected, per endpoint.
+        self.faults: Counter[str] = Counter()
         self._failures: dict[str, Failure] = {}
         #: Faults for the next structured replies, one each (see `malform_structured`).
         self._structured_faults: deque[str] = deque()
@@ -278,11 +287,18 @@ class StandinOpenAI:
         hang_s: float = 0.0,
         stall_s: float = 0.0,
         times: int | None = None,
+        retry_after_s: float | None = None,
+        first_stall_s: float = 0.0,
+        cut_after: int | None = None,
     ) -> None:
-        """Inject a fault on "transcriptions", "chat" or "speech"."""
+        """Inject a fault on "transcriptions", "chat" or "speech": an error status (429
+        with `retry_after_s`), a hang before answering, a stall before the first piece or
+        after it, or a stream cut after `cut_after` pieces (use status=None for streams)."""
         if endpoint not in ENDPOINTS:
             raise ValueError(f"endpoint must be one of {ENDPOINTS}, not {endpoint!r}")
-        self._failures[endpoint] = Failure(status, hang_s, stall_s, times)
+        self._failures[endpoint] = Failure(
+            status, hang_s, stall_s, times, retry_after_s, first_stall_s, cut_after
+        )
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -336,20 +352,32 @@ class StandinOpenAI:
             async with asyncio.timeout(seconds):
                 await self._stopping.wait()
 
-    async def _inject(self, endpoint: str) -> tuple[Response | None, float]:
-        """Apply a configured fault: (error response or None, stall seconds)."""
+    async def _inject(self, endpoint: str) -> tuple[Response | None, Failure | None]:
+        """Apply a configured fault: (error response or None, the stream's fault)."""
         failure = self._failures.get(endpoint)
         if failure is None:
-            return None, 0.0
+            return None, None
         if failure.times is not None:
             failure.times -= 1
             if failure.times <= 0:
                 del self._failures[endpoint]
+        self.faults[endpoint] += 1
         if failure.hang_s > 0:
             await self._hang(failure.hang_s)
         if failure.status is not None:
-            return _error(failure.status, "The server had an error.", "server_error"), 0.0
-        return None, failure.stall_s
+            if failure.status == 429:
+                response = _error(
+                    429,
+                    "Rate limit reached for requests. Please try again later.",
+                    "requests",
+                    "rate_limit_exceeded",
+                )
+            else:
+                response = _error(failure.status, "The server had an error.", "server_error")
+            if failure.retry_after_s is not None:
+                response.headers["retry-after"] = f"{failure.retry_after_s:g}"
+            return response, None
+        return None, failure
 
     async def _json_body(self, request: Request) -> dict[str, Any] | Response:
         try:
@@ -382,9 +410,11 @@ class StandinOpenAI:
             fields["filename"] = upload.filename
             fields["content_type"] = upload.content_type
         self.requests.append(RecordedRequest("transcriptions", request.url.path, fields, audio))
-        failed, _stall = await self._inject("transcriptions")
+        failed, fault = await self._inject("transcriptions")
         if failed is not None:
             return failed
+        if fault is not None and fault.first_stall_s:
+            await self._hang(fault.first_stall_s)
         await self._pause(self.latency.stt_ms / 1000)
         text = self.transcriber(audio)
         if fields.get("response_format") == "text":
@@ -406,17 +436,22 @@ class StandinOpenAI:
             return _error(
                 400, "'model' and a non-empty 'messages' are required.", "invalid_request_error"
             )
-        failed, stall = await self._inject("chat")
+        failed, fault = await self._inject("chat")
         if failed is not None:
             return failed
+        stall = fault.stall_s if fault is not None else 0.0
         tools = body.get("tools") or []
         reply = self._structured(body) or self.responder(messages, tools)
         model = str(body["model"])
         if body.get("stream"):
             options = body.get("stream_options") or {}
             return StreamingResponse(
-                self._chat_events(
-                    reply, model, messages, tools, bool(options.get("include_usage")), stall
+                _faulty(
+                    self._chat_events(
+                        reply, model, messages, tools, bool(options.get("include_usage")), stall
+                    ),
+                    fault,
+                    self._hang,
                 ),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache"},
@@ -576,11 +611,13 @@ class StandinOpenAI:
             return _error(
                 400, "The stand-in only serves response_format 'pcm'.", "invalid_request_error"
             )
-        failed, stall = await self._inject("speech")
+        failed, fault = await self._inject("speech")
         if failed is not None:
             return failed
+        stall = fault.stall_s if fault is not None else 0.0
         return StreamingResponse(
-            self._speech_chunks(text, stall), media_type="application/octet-stream"
+            _faulty(self._speech_chunks(text, stall), fault, self._hang),
+            media_type="application/octet-stream",
         )
 
     async def _speech_chunks(self, text: str, stall_s: float) -> AsyncIterator[bytes]:
@@ -605,6 +642,31 @@ class StandinOpenAI:
                 started += stall_s
             due = started + (sent // chunk) * pace
             await self._pause(due - loop.time())
+
+
+class StreamCut(Exception):
+    """Raised inside a streamed body to make the server drop the connection mid-stream."""
+
+
+async def _faulty(
+    pieces: AsyncIterator[bytes],
+    fault: Failure | None,
+    hang: Callable[[float], Any],
+) -> AsyncIterator[bytes]:
+    """`pieces`, with a stream fault applied: a stall before the first piece (after the
+    headers went out), or the connection cut after `cut_after` pieces."""
+    if fault is None:
+        async for piece in pieces:
+            yield piece
+        return
+    if fault.first_stall_s:
+        await hang(fault.first_stall_s)
+    count = 0
+    async for piece in pieces:
+        if fault.cut_after is not None and count >= fault.cut_after:
+            raise StreamCut("stream cut by an injected fault")
+        count += 1
+        yield piece
 
 
 def _call_id() -> str:

@@ -1,10 +1,16 @@
 """Provider failures on a live cascade call: the caller hears an apology (or the rest of
-the reply), the call goes on, and /metrics counts each failure by stage."""
+the reply), the call goes on, and /metrics counts each failure by stage.
+
+These pin what the session does once a stage has failed for good, so each request is
+tried once (PROVIDER_ATTEMPTS=1); retries and fallbacks are tested in
+test_provider_recovery.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from loadtest.caller import CallerTurn
 from loadtest.fixtures import Utterance
@@ -28,6 +34,16 @@ from voice_agent.conversation.session import APOLOGY
 from voice_agent.settings import Settings
 
 _SLACK = 40
+
+
+@pytest.fixture
+def cascade_settings(cascade_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        return cascade_settings(**({"provider_attempts": 1} | overrides))
+
+    return make
+
+
 ERRORS = "voice_agent_provider_errors_total"
 
 
@@ -165,7 +181,9 @@ async def test_a_stall_after_a_spoken_sentence_keeps_it_and_a_failed_goodbye_sti
     assert chat[1].body["messages"][-1]["role"] == "tool"
     said = [message_text(m) for m in chat[2].body["messages"] if m["role"] == "assistant"]
     assert said[-1] == "Let me check the calendar."
-    assert APOLOGY not in [r.body["input"] for r in standin.recorded("speech")]
+    # (The recovery phrases are synthesised at start-up, so the caller's side is what counts.)
+    assert APOLOGY not in [t.text for t in run.turns("agent")]
+    assert not _heard_whole(result.replies[1], "Let me check the calendar.", APOLOGY)
 
     # The goodbye could not be synthesised: the agent hangs up all the same.
     assert result.ended_by_server

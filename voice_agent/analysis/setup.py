@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from prompts import AgentDefinition
+from voice_agent.agents.book import lookup as tenant_agent
 from voice_agent.analysis.offline import PlaybookAnalyser
 from voice_agent.analysis.service import Analyser, AnalysisService
 from voice_agent.caller_memory.cache import CallerMemory
@@ -41,8 +42,8 @@ def build_analysis(
     return AnalysisService(
         AnalysisRepository(database),
         build_analyser(settings),
-        # Per-tenant agents (#13) replace this with their own lookup.
-        lambda tenant, slug: agents.get(slug),
+        # A tenant's published agent (#13): its own fields and extraction schema.
+        lambda tenant, slug: tenant_agent(agents, tenant, slug),
         writes=writes,
         memory=memory,
         clock=clock,

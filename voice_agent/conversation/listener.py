@@ -28,6 +28,31 @@ class CallerSpeech:
     end_at: float
     #: Wall clock (time.time()) of the onset, for the transcript.
     onset_wall: float
+    #: The pause that ended the turn (see ``Listener.on_pause``); 0 when none was offered.
+    pause: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnWaits:
+    """Text-aware end of turn (#18): how long a pause must last, by what was said so far.
+
+    At ``speculation_ms`` into a pause the turn's audio is offered for a speculative
+    transcript; its verdict then sets the wait: ``min_wait_ms`` for a finished turn,
+    ``max_wait_ms`` for one visibly going on, the ordinary silence wait otherwise (and
+    while no verdict has come back).
+    """
+
+    speculation_ms: int = 200
+    min_wait_ms: int = 250
+    max_wait_ms: int = 1500
+
+
+@dataclass(slots=True)
+class PausedSpeech:
+    """The turn so far, offered at a short pause. ``pause`` names it in ``verdict``."""
+
+    pcm16: np.ndarray
+    pause: int
 
 
 def _ignore(_: object) -> None:
@@ -48,11 +73,29 @@ class Listener:
         start_ms: int,
         silence_ms: int,
         aggressiveness: int,
+        waits: TurnWaits | None = None,
+        on_pause: Callable[[PausedSpeech], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._on_start = on_start
         self._on_end = on_end
+        self._clock = clock
+        self._wall = wall
         self._vad = VoiceActivity(aggressiveness, sample_rate=8000)
-        self._endpointer = Endpointer(frame_ms=FRAME_MS, start_ms=start_ms, silence_ms=silence_ms)
+        # With text-aware waits the endpointer itself only stops at the longest wait;
+        # shorter ones end the turn through end_now().
+        self._waits = waits if on_pause is not None else None
+        longest = silence_ms if self._waits is None else max(silence_ms, self._waits.max_wait_ms)
+        self._endpointer = Endpointer(frame_ms=FRAME_MS, start_ms=start_ms, silence_ms=longest)
+        self._on_pause = on_pause or _ignore
+        self._base_frames = -(-silence_ms // FRAME_MS)
+        self._wait_frames = self._base_frames
+        self._speculate_frames = (
+            0 if self._waits is None else max(1, self._waits.speculation_ms // FRAME_MS)
+        )
+        self._pause = 0  # id of the pause now running (or last run)
+        self._offered = False  # this pause's audio has gone out for a verdict
         self._splitter = FrameSplitter(FRAME_BYTES)
         self._audio = bytearray()
         self._origin = 0  # endpointer frame index of the first frame held in _audio
@@ -66,6 +109,7 @@ class Listener:
         holding each other would outlive the call until a full collection."""
         self._on_start = _ignore
         self._on_end = _ignore
+        self._on_pause = _ignore
 
     @property
     def speaking(self) -> bool:
@@ -75,32 +119,74 @@ class Listener:
         for frame in self._splitter.push(ulaw):
             self._frame(frame)
 
+    def verdict(self, pause: int, wait_ms: int) -> None:
+        """How long pause ``pause`` must last to end the turn, now that what was said is
+        known. Ignored once the caller has spoken again (a newer pause) or the turn ended."""
+        if pause != self._pause or not self._offered or not self._endpointer.in_speech:
+            return
+        self._wait_frames = max(1, -(-wait_ms // FRAME_MS))
+        silent = self._endpointer.silence_frames
+        if silent and silent >= self._wait_frames:
+            self._finish(self._endpointer.end_now())
+
     def _frame(self, frame: bytes) -> None:
         # The int16 array goes to the VAD and the turn buffer as it is: a bytes copy
         # would make the VAD's loudness check rebuild an array from it, every frame.
         pcm = mulaw.decode(frame)
         voiced = self._vad.is_speech(pcm)
         self._audio += pcm.data
-        now = time.perf_counter()
+        now = self._clock()
         if voiced:
             self._last_voiced_at = now
-        event = self._endpointer.push(voiced)
+        endpointer = self._endpointer
+        event = endpointer.push(voiced)
         if event is None:
-            if not self.speaking and len(self._audio) > 4 * self._keep:
+            silent = endpointer.silence_frames
+            if silent:
+                if self._waits is not None:
+                    self._pausing(silent)
+            elif self._offered:
+                self._offered = False  # the caller went on: that verdict is stale
+                self._wait_frames = self._base_frames
+            elif not self.speaking and len(self._audio) > 4 * self._keep:
                 self._drop_to(len(self._audio) - self._keep)
             return
         if isinstance(event, SpeechStarted):
-            back = (self._endpointer.frame_index - event.onset_frame) * FRAME_MS / 1000.0
+            back = (endpointer.frame_index - event.onset_frame) * FRAME_MS / 1000.0
             self._onset_at = now - back
-            self._onset_wall = time.time() - back
+            self._onset_wall = self._wall() - back
             self._on_start(self._onset_at)
         elif isinstance(event, SpeechEnded):
-            first = max(0, event.onset_frame - _PAD_FRAMES - self._origin) * _PCM_FRAME
-            last = (event.end_frame + _PAD_FRAMES - self._origin) * _PCM_FRAME
-            speech = np.frombuffer(bytes(self._audio[first:last]), dtype=np.int16)
-            self._drop_to(len(self._audio) - self._keep)
-            onset, end, wall = self._onset_at, self._last_voiced_at, self._onset_wall
-            self._on_end(CallerSpeech(speech, onset, end, wall))
+            self._finish(event)
+
+    def _pausing(self, silent: int) -> None:
+        if silent == 1:
+            self._pause += 1
+            self._offered = False
+            self._wait_frames = self._base_frames
+        if silent == self._speculate_frames and not self._offered:
+            self._offered = True
+            endpointer = self._endpointer
+            audio = self._turn_audio(endpointer.onset_frame, endpointer.end_frame)
+            self._on_pause(PausedSpeech(audio, self._pause))
+        if silent >= self._wait_frames:
+            self._finish(self._endpointer.end_now())
+
+    def _turn_audio(self, onset_frame: int, end_frame: int) -> np.ndarray:
+        first = max(0, onset_frame - _PAD_FRAMES - self._origin) * _PCM_FRAME
+        last = (end_frame + _PAD_FRAMES - self._origin) * _PCM_FRAME
+        return np.frombuffer(bytes(self._audio[first:last]), dtype=np.int16)
+
+    def _finish(self, event: SpeechEnded | None) -> None:
+        if event is None:
+            return
+        speech = self._turn_audio(event.onset_frame, event.end_frame)
+        self._drop_to(len(self._audio) - self._keep)
+        pause = self._pause if self._offered else 0
+        self._offered = False
+        self._wait_frames = self._base_frames
+        onset, end, wall = self._onset_at, self._last_voiced_at, self._onset_wall
+        self._on_end(CallerSpeech(speech, onset, end, wall, pause))
 
     def _drop_to(self, byte_offset: int) -> None:
         byte_offset = max(0, byte_offset - byte_offset % _PCM_FRAME)

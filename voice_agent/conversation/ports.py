@@ -41,6 +41,9 @@ class CallInfo:
     pipeline: str
     #: Per-call values for the agent's templates (lead name, business name…).
     variables: dict[str, str] = field(default_factory=dict)
+    #: The tenant agent version this call runs (None: the template); a portal test call.
+    agent_version: int | None = None
+    is_test: bool = False
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Coroutine
@@ -28,6 +29,7 @@ from voice_agent.conversation.ports import (
 )
 from voice_agent.conversation.sentences import SentenceSplitter
 from voice_agent.conversation.speaker import Speaker
+from voice_agent.conversation.tool_dispatch import combine, dispatch_tool
 from voice_agent.providers.base import (
     ChatMessage,
     Pipeline,
@@ -36,11 +38,35 @@ from voice_agent.providers.base import (
     TokenUsage,
     ToolCall,
 )
+from voice_agent.providers.resilience import current_tenant
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, I'm having trouble hearing you right now. Could you say that again?"
 CONNECTING = "Connecting you now."
+#: Before the agent's own goodbye when we end the call (a worker draining, an admin).
+ENDING_NOW = "I'm sorry, I have to end our call now."
+#: Said (from cached audio) while a late reply is still being retried, so the caller is
+#: never left in silence; the second one if the first did not cover the wait.
+HOLD_ON = "One moment, please."
+STILL_WORKING = "Still working on that, thanks for waiting."
+#: After repeated provider failures: the call is handed on or ended, politely.
+TROUBLE_TRANSFER = "I'm sorry, I'm having technical trouble. Let me connect you to a colleague."
+TROUBLE_GOODBYE = (
+    "I'm sorry, I'm having technical trouble. Please call back a little later. Goodbye."
+)
+TIME_WARNING = "Just so you know, we'll need to wrap up this call shortly."
+TIME_UP = "We've reached the time limit for this call. Thank you for calling. Goodbye."
+#: Every fixed phrase a call may need when providers fail: made before any call.
+RECOVERY_PHRASES = (
+    APOLOGY,
+    HOLD_ON,
+    STILL_WORKING,
+    TROUBLE_TRANSFER,
+    TROUBLE_GOODBYE,
+    TIME_WARNING,
+    TIME_UP,
+)
 #: Marks may never come back (a peer that ignores them): beyond the audio's own length plus
 #: this margin, the reply is taken as heard.
 _PLAYBACK_MARGIN_S = 5.0
@@ -52,6 +78,17 @@ class SessionConfig:
     endpointing_silence_ms: int = 500
     barge_in_min_ms: int = 120
     vad_aggressiveness: int = 2
+    #: A reply with no audio this long after the turn ended gets a recovery phrase.
+    recovery_after_s: float = 2.0
+    #: Silence allowed after a recovery phrase before the next one (under 3 s of dead air).
+    recovery_gap_s: float = 2.0
+    #: Turns in a row lost to provider failures before the call is transferred or ended.
+    failed_turns_before_end: int = 3
+    #: No media for this long ends the call (0: never).
+    media_timeout_s: float = 10.0
+    #: The longest call, and the warning this long before its end (0: no limit).
+    max_call_s: float = 0.0
+    call_warning_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -123,7 +160,19 @@ class CallSession:
         self._seq = 0
         self._clear_ms: list[float] = []
         self._ended = False
+        #: Set once we are saying goodbye on our own initiative: caller speech is not answered.
+        self._closing = False
+        self._resume_phrase: str | None = None
+        self._resumed_started: datetime | None = None
+        #: The context of whoever made the session (the call's socket task, which names the
+        #: call for the logs): the reply tasks run in a copy of it, though most are started
+        #: from frame callbacks outside that task.
+        self._context = contextvars.copy_context()
         self._end_reason: str | None = None
+        self._config = config
+        self._failed_turns = 0
+        self._watch: asyncio.Task[None] | None = None
+        self._frames_in = 0
         # The names usage is priced under; a provider without one is metered unnamed.
         self._stt_model: str = getattr(pipeline.stt, "usage_model", "")
         self._tts_model: str = getattr(pipeline.tts, "usage_model", "")
@@ -150,27 +199,44 @@ class CallSession:
 
     # --- events in -----------------------------------------------------------------------
 
+    def resume_from(
+        self, history: list[ChatMessage], last_seq: int, phrase: str, started: datetime | None
+    ) -> None:
+        """Before start: the call goes on from a stream that dropped (its worker died). The
+        stored turns are the history, the turn numbers follow theirs, and ``phrase`` (a
+        short apology) is said instead of the greeting."""
+        self._history = list(history)
+        self._seq = last_seq
+        self._resume_phrase = phrase
+        self._resumed_started = started
+
     async def start(self, started_at: float | None = None) -> None:
         """Greet at once: the greeting is cached audio, so nothing waits on a provider."""
         started_at = time.perf_counter() if started_at is None else started_at
-        self._sink.call_started(self.call, datetime.now(UTC))
+        # A resumed call keeps the start it was stored with.
+        self._sink.call_started(self.call, self._resumed_started or datetime.now(UTC))
         greeting = self._agent.greeting_for(self.call.variables)
-        text = self._agent.render_speech(greeting, self.call.variables)
+        text = self._resume_phrase or self._agent.render_speech(greeting, self.call.variables)
         self._task = self._spawn(self._greet(text, started_at))
+        config = self._config
+        if config.media_timeout_s > 0 or config.max_call_s > 0:
+            self._background_task(self._watch_call(started_at))
 
     def on_audio(self, ulaw: bytes) -> None:
         if not self._ended:
+            self._frames_in += 1  # all the media watch needs, per frame
             self._listener.push(ulaw)
 
     def on_mark(self, name: str) -> None:
         self._playback.echoed(name)
 
     def on_dtmf(self, digit: str) -> None:
-        if self._ended:
+        if self._ended or self._closing:
             return
         now = time.perf_counter()
         self._interrupt(now)
         self._task = self._spawn(self._respond_to_text(f"[DTMF {digit}]", now))
+        self._watch_for_dead_air(now)
 
     async def end(self, reason: str | None = None) -> None:
         """The stream is over: finish every task and record the call. Safe to call twice."""
@@ -183,6 +249,8 @@ class CallSession:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # A cancelled task keeps its traceback, whose frames hold this session.
+        self._watch = None
         self._listener.close()
         if self._reply is not None:
             self._reply.cancelled = True
@@ -191,23 +259,53 @@ class CallSession:
             self.call, CallEndedEvent(datetime.now(UTC), self._end_reason, self._clear_ms)
         )
 
+    async def say_goodbye(self, reason: str, text: str | None = None) -> None:
+        """End the call from our side (a draining worker, an admin's "end this call"): stop
+        the reply in flight, say a short goodbye in the agent's own voice, wait until it has
+        been heard (bounded by the marks' margin), and hang up. The caller can no longer
+        interrupt it. The stream's end then records the call with ``reason``."""
+        if self._ended or self._closing:
+            return
+        self._interrupt(time.perf_counter())
+        self._closing = True
+        self._end_reason = reason
+        if text is None:
+            goodbye = self._agent.render_speech(self._agent.goodbye, self.call.variables)
+            text = f"{ENDING_NOW} {goodbye}"
+        self._task = self._spawn(self._goodbye(text))
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _goodbye(self, text: str) -> None:
+        try:
+            await self._say(text)
+        finally:
+            await self._transport.hangup()
+
     # --- listening -----------------------------------------------------------------------
 
     def _speech_started(self, onset_at: float) -> None:
-        self._interrupt(onset_at)
+        if not self._closing:
+            self._interrupt(onset_at)
 
     def _speech_ended(self, speech: CallerSpeech) -> None:
+        if self._closing:
+            return
         if self._unheard:
             # The caller went on talking before the last turn was understood: hear it whole.
             speech.pcm16 = np.concatenate([*self._unheard, speech.pcm16])
             self._unheard.clear()
         self._interrupt(speech.end_at)  # a DTMF reply may have started meanwhile
         self._task = self._spawn(self._respond_to_speech(speech))
+        # Due from the turn's end (the endpointing silence is the caller's own pause).
+        self._watch_for_dead_air(time.perf_counter())
 
     def _interrupt(self, onset_at: float) -> None:
         """Barge-in: stop the reply in flight and drop whatever Twilio still has queued.
         Runs synchronously on the audio path, so no audio of this reply is sent after it."""
         task, reply = self._task, self._reply
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         if task is None or task.done():
             return
         task.cancel()
@@ -285,7 +383,7 @@ class CallSession:
             raise
         except ProviderError as exc:
             self._provider_failed(exc)
-            await self._say(APOLOGY)
+            await self._apologise()
             return
         stt_ms = (time.perf_counter() - stt_started) * 1000.0
         self._usage("stt_seconds", audio_s, self._stt_model)
@@ -304,12 +402,18 @@ class CallSession:
 
     async def _reply_from_dialogue(self, timing: _Timing) -> None:
         reply = self._new_reply()
-        for _ in range(_MAX_TOOL_ROUNDS):
-            calls = await self._one_round(reply, timing)
-            if not calls:
-                break
-            if await self._run_tools(calls, reply, timing):
-                return
+        try:
+            for _ in range(_MAX_TOOL_ROUNDS):
+                calls = await self._one_round(reply, timing)
+                if not calls:
+                    break
+                if await self._run_tools(calls, reply, timing):
+                    return
+        except _Unanswered:
+            self._reply = None  # nothing of it was said
+            await self._apologise()
+            return
+        self._failed_turns = 0
         latency = timing.latency(reply.first_audio_at)
         await self._heard(reply)
         self._close_reply(interrupted=False, latency=latency)
@@ -339,7 +443,11 @@ class CallSession:
         except ProviderError as exc:
             self._provider_failed(exc)
             if not reply.sentences and sentences.empty():
-                self._sentence_ready(sentences, APOLOGY, timing)
+                # Nothing said: the apology comes from cached audio, as TTS may be down too.
+                sentences.put_nowait(None)
+                await speaking
+                if not reply.sentences:
+                    raise _Unanswered from exc
         except BaseException:
             speaking.cancel()
             raise
@@ -390,17 +498,9 @@ class CallSession:
         for call in calls:
             # Every tool call gets its result at once, so the history stays valid for the
             # model even if the caller cuts the last words short and the call goes on.
-            if call.name == "end_call":
-                result = "ending the call"
-                ending = ending or ("agent-hangup", None)
-            elif call.name == "transfer_call" and self._agent.transfer_number:
-                result = "transferring the caller"
-                ending = ("transfer", self._agent.transfer_number)
-            elif call.name == "transfer_call":
-                result = "error: no transfer number is configured"
-            else:
-                result = f"unknown tool {call.name}"
-            self._history.append(ChatMessage("tool", result, tool_call_id=call.id))
+            outcome = dispatch_tool(call.name, self._agent)
+            ending = combine(ending, outcome)
+            self._history.append(ChatMessage("tool", outcome.result, tool_call_id=call.id))
         if ending is None:
             return False
         reason, number = ending
@@ -465,7 +565,11 @@ class CallSession:
         self._sink.turn(self.call, event)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return asyncio.create_task(self._guard(work))
+        # Each task runs in a copy of the call's context (which names the call for the
+        # logs) with the call's tenant set, for the per-tenant provider breakers.
+        context = self._context.copy()
+        context.run(current_tenant.set, self.call.tenant)
+        return asyncio.create_task(self._guard(work), context=context)
 
     def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
         task = self._spawn(work)
@@ -479,3 +583,123 @@ class CallSession:
             raise
         except Exception:
             log.exception("call %s: reply failed", self.call.call_sid)
+
+    # --- recovery ------------------------------------------------------------------------
+
+    def _watch_for_dead_air(self, due: float) -> None:
+        if self._config.recovery_after_s <= 0 or self._task is None:
+            return
+        self._watch = self._spawn(self._keep_talking(self._task, due))
+        self._background.add(self._watch)
+        self._watch.add_done_callback(self._background.discard)
+
+    async def _keep_talking(self, task: asyncio.Task[None], due: float) -> None:
+        """While the reply due at `due` has made no sound: a recovery phrase after
+        recovery_after_s, another after recovery_gap_s more of silence, and after one more
+        gap the turn is given up (the apology, or the end of the call)."""
+        config = self._config
+        at = due + config.recovery_after_s
+        for text in (HOLD_ON, STILL_WORKING):
+            if not await self._silent_until(task, at):
+                return
+            at = time.perf_counter() + await self._filler(text) + config.recovery_gap_s
+        if not await self._silent_until(task, at):
+            return
+        log.warning("call %s: no reply in time; giving the turn up", self.call.call_sid)
+        self._watch = None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._unheard.clear()  # the caller is asked to say it again
+        self._sink.provider_error(self.call, "timeout")
+        self._task = self._spawn(self._apologise())
+
+    async def _silent_until(self, task: asyncio.Task[None], at: float) -> bool:
+        """Wait until `at`; False as soon as the reply made a sound or finished."""
+        while True:
+            reply = self._reply
+            if task.done() or self._ended or (reply is not None and reply.audio_sent):
+                return False
+            now = time.perf_counter()
+            if now >= at:
+                return True
+            await asyncio.sleep(at - now)
+
+    async def _filler(self, text: str) -> float:
+        """Send a cached phrase in one message, outside any reply (not in the history);
+        returns its length in seconds."""
+        audio = await self._phrases.get(text, self._agent.voice)
+        filler = SpokenReply(0, started_wall=time.time())
+        filler.add_sentence(text)
+        filler.durations_ms[0] = len(audio) / 8.0
+        name = self._playback.sent(filler, 0, len(audio) / 8.0)
+        await self._transport.send_audio(audio)
+        await self._transport.send_mark(name)
+        self._emit("event", f"[recovery] {text}", filler.started_wall, False, None)
+        return len(audio) / 8000.0
+
+    async def _apologise(self) -> None:
+        """A turn lost to providers: ask again, or after too many, hand the call on."""
+        self._failed_turns += 1
+        if self._failed_turns < self._config.failed_turns_before_end:
+            await self._say(APOLOGY)
+            return
+        number = self._agent.transfer_number
+        self._end_reason = "provider-failure"
+        log.warning(
+            "call %s: %d turns lost to providers; ending", self.call.call_sid, self._failed_turns
+        )
+        await self._say(TROUBLE_TRANSFER if number else TROUBLE_GOODBYE)
+        if number:
+            await self._transport.transfer(number)
+        else:
+            await self._transport.hangup()
+
+    # --- the call's own limits -----------------------------------------------------------
+
+    async def _watch_call(self, started_at: float) -> None:
+        """One timer per call: media that stops arriving ends the call; so does its
+        maximum length, with a warning before it. Checked a few times a second."""
+        config = self._config
+        tick = min(1.0, config.media_timeout_s / 4 or 1.0)
+        warn_at = end_at = None
+        if config.max_call_s > 0:
+            end_at = started_at + config.max_call_s
+            if 0 < config.call_warning_s < config.max_call_s:
+                warn_at = end_at - config.call_warning_s
+        frames, heard_at = self._frames_in, time.perf_counter()
+        while not self._ended:
+            await asyncio.sleep(tick)
+            now = time.perf_counter()
+            if self._frames_in != frames:
+                frames, heard_at = self._frames_in, now
+            elif config.media_timeout_s > 0 and now - heard_at >= config.media_timeout_s:
+                log.warning(
+                    "call %s: no media for %.1f s; ending it", self.call.call_sid, now - heard_at
+                )
+                self._end_reason = "media-timeout"
+                self._interrupt(now)
+                # The socket may be dead without a close: end here, and hang up the line.
+                self._background.discard(asyncio.current_task())  # type: ignore[arg-type]
+                await self._transport.hangup()
+                await self.end("media-timeout")
+                return
+            if warn_at is not None and now >= warn_at and self.state == "listening":
+                warn_at = None
+                self._task = self._spawn(self._say(TIME_WARNING))
+            if end_at is not None and now >= end_at:
+                log.info("call %s: maximum call length reached", self.call.call_sid)
+                self._interrupt(now)
+                self._end_reason = "max-duration"
+                self._task = self._spawn(self._time_up())
+                return
+
+    async def _time_up(self) -> None:
+        try:
+            await self._say(TIME_UP)
+        finally:
+            # Cut short or not (the caller talking over it), the call ends here.
+            await self._transport.hangup()
+
+
+class _Unanswered(Exception):
+    """The model failed before a word of its reply was said."""

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.billing_pages import month_costs, tenant_billing_context
 from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
+from voice_agent.dashboard.people_pages import outbox_context
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.storage.tenants import NumberTaken, TenantExists, UnknownTenant
 from voice_agent.storage.users import ROLES, UserError
@@ -34,6 +35,7 @@ async def _tenants_page(
         rows=rows,
         costs=await month_costs(dash, [t.slug for t, _ in rows]),
         agents=sorted(dash.agents),
+        **await outbox_context(dash),
         **context,
     )
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from voice_agent.dashboard import admin, api, auth, billing_pages, pages
+from voice_agent.dashboard import (
+    admin,
+    api,
+    auth,
+    billing_pages,
+    live_control,
+    pages,
+    people_pages,
+)
 from voice_agent.dashboard.state import HERE
 
 STATIC_PATH = "/dashboard-static"
@@ -23,6 +31,9 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/calls/{call_sid}/transcript.txt", api.transcript_txt),
         Route("/live", pages.live_page),
         Route("/leads", pages.leads_page),
+        Route("/people/{person_id:int}", people_pages.person_page),
+        Route("/leads/{lead_id:int}/person", people_pages.lead_person),
+        Route("/calls/{call_sid}/person", people_pages.call_person),
         Route("/sms", pages.sms_page),
         Route("/sms/{thread_id}", pages.sms_thread_page),
         Route("/tenants", admin.tenants_page),
@@ -37,6 +48,8 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/api/calls", api.api_calls),
         Route("/api/calls/{call_sid}", api.api_call),
         Route("/api/live/events", api.live_events),
+        Route("/api/calls/{call_sid}/hangup", live_control.hangup, methods=["POST"]),
+        Route("/api/calls/{call_sid}/transfer", live_control.transfer, methods=["POST"]),
         Route("/api/leads", api.api_leads),
         Route("/api/sms/{thread_id:int}", api.api_sms_thread),
         Mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="dashboard-static"),

@@ -15,13 +15,16 @@ from starlette.responses import HTMLResponse
 from prompts import AgentDefinition
 from voice_agent.billing.service import Billing
 from voice_agent.bus import Bus
+from voice_agent.crm.service import CrmService
 from voice_agent.dashboard.ratelimit import LoginLimiter, MemoryLoginLimiter, RedisLoginLimiter
 from voice_agent.dashboard.sessions import SessionCodec, load_secret
+from voice_agent.outbox import OutboxWorker
 from voice_agent.settings import Settings
 from voice_agent.storage.call_search import CallSearch
 from voice_agent.storage.call_views import CallViews
 from voice_agent.storage.database import Database
 from voice_agent.storage.lead_views import LeadViews
+from voice_agent.storage.person_views import PersonViews
 from voice_agent.storage.sms_views import SmsViews
 from voice_agent.storage.tenants import TenantRepository
 from voice_agent.storage.usage import UsageReport
@@ -73,6 +76,10 @@ class Dashboard:
     env: Environment
     #: Cost, price and standing per call and tenant (#14); set once the runtime has it.
     billing: Billing | None = None
+    #: #12: people pages, and the outbox and Twenty's state on the admin page.
+    people: PersonViews | None = None
+    outbox: OutboxWorker | None = None
+    crm: CrmService | None = None
 
     @classmethod
     def create(
@@ -102,6 +109,7 @@ class Dashboard:
             # Behind TLS (a proxy ends it; PUBLIC_BASE_URL says so) the cookie is https-only.
             secure_cookies=settings.public_base_url.startswith("https://"),
             env=templates(),
+            people=PersonViews(database),
         )
 
     def render(

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from prompts import AgentDefinition
+from voice_agent.agents.book import lookup as tenant_agent
 from voice_agent.billing.service import Billing
 from voice_agent.clock import Clock, utc_now
 from voice_agent.outbound import urls
@@ -222,7 +223,7 @@ class Dialer:
                 "outbound calls need TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER",
                 retry=False,
             )
-        agent = self._agents.get(call.agent or tenant.outbound_agent)
+        agent = tenant_agent(self._agents, call.tenant, call.agent or tenant.outbound_agent)
         if agent is None:
             return await self._fail(call, f"no agent {call.agent!r}", retry=False)
         if self._greetings is not None:

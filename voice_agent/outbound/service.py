@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from prompts import AgentDefinition
+from voice_agent.agents.book import lookup as tenant_agent
 from voice_agent.billing.prices import CALL_SECONDS
 from voice_agent.call_tap import CallTap
 from voice_agent.clock import Clock
@@ -98,6 +100,10 @@ class OutboundService:
         self._phrases = phrases
         self._usage = usage
         self._background: set[asyncio.Task[None]] = set()
+        #: Awaited with each new lead once stored (not with duplicates): the CRM (#12).
+        self.on_lead: list[Callable[[Lead], Awaitable[None]]] = []
+        #: #15: reaches a call streaming on another worker (set by outbound.setup).
+        self.control: Any = None
 
     async def aclose(self) -> None:
         for task in self._background:
@@ -124,6 +130,8 @@ class OutboundService:
             status = attempts[0].status if attempts else existing.status
             return LeadCall(existing, True, sid, status)
         assert lead.id is not None
+        for hook in self.on_lead:
+            await hook(lead)
         call = ScheduledCall(
             tenant=lead.tenant,
             to_number=lead.phone,
@@ -273,6 +281,16 @@ class OutboundService:
 
     async def _leave_on_stream(self, call_sid: str, text: str, agent: AgentDefinition) -> bool:
         tap = self._live_calls.get(call_sid)
+        if tap is None and self.control is not None:
+            # Streaming on another worker: it synthesises and plays the message there.
+            ack = await self.control.send(
+                call_sid,
+                "voicemail",
+                timeout_s=_VOICEMAIL_SYNTH_S + 1,
+                text=text,
+                voice=agent.voice,
+            )
+            return bool(ack and ack.get("ok"))
         if tap is None or self._phrases is None:
             return False
         try:
@@ -322,4 +340,4 @@ class OutboundService:
                 slug = (await self._tenants.get(scheduled.tenant)).outbound_agent
             except UnknownTenant:
                 return None
-        return self._agents.get(slug)
+        return tenant_agent(self._agents, scheduled.tenant, slug)

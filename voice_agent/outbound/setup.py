@@ -48,7 +48,7 @@ def build_outbound(runtime: Runtime) -> OutboundService:
         ),
         billing=runtime.billing,
     )
-    return OutboundService(
+    service = OutboundService(
         dialer=dialer,
         rest=runtime.rest,
         agents=runtime.agents,
@@ -66,6 +66,10 @@ def build_outbound(runtime: Runtime) -> OutboundService:
         phrases=greetings.synthesiser,
         usage=runtime.billing.usage if runtime.billing is not None else None,
     )
+    if runtime.crm is not None:
+        service.on_lead.append(runtime.crm.lead_hook)  # a new lead's person in the CRM (#12)
+    service.control = runtime.control
+    return service
 
 
 def build_lead_limits(runtime: Runtime) -> LeadLimits:

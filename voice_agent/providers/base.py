@@ -18,9 +18,23 @@ from prompts import AgentDefinition
 class ProviderError(Exception):
     """A provider failed or timed out; the session recovers by apologising, not by dying."""
 
-    def __init__(self, stage: str, message: str) -> None:
+    def __init__(
+        self,
+        stage: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retryable: bool = True,
+    ) -> None:
         super().__init__(f"{stage}: {message}")
         self.stage = stage
+        #: The HTTP status when the provider answered one (None: timeout, network, stream).
+        self.status = status
+        #: Seconds the provider asked us to wait (a 429's Retry-After), when it said.
+        self.retry_after = retry_after
+        #: False when asking again cannot help (the request itself was refused).
+        self.retryable = retryable
 
 
 # --- speech to text -------------------------------------------------------------------
@@ -118,9 +132,12 @@ class Pipeline:
     stt: SpeechToText
     dialogue: DialogueEngine
     tts: TextToSpeech
+    #: The speech-to-speech model (realtime pipeline): calls talk to it, while the stages
+    #: above make the cached phrases and serve text mode. A SpeechToSpeech.
+    realtime: Any = None
 
     async def aclose(self) -> None:
-        for part in (self.stt, self.dialogue, self.tts):
+        for part in (self.stt, self.dialogue, self.tts, self.realtime):
             close = getattr(part, "aclose", None)
             if close is not None:
                 await close()

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from prompts import AgentDefinition
+from voice_agent.agents.book import lookup as tenant_agent
 from voice_agent.billing.service import Billing
 from voice_agent.clock import Clock, utc_now
 from voice_agent.conversation.ports import CallInfo
@@ -307,8 +308,10 @@ class SmsService:
 
     # --- the agent -------------------------------------------------------------------------
 
-    def agent_for(self, slug: str) -> AgentDefinition:
-        return self._agents.get(slug) or self._agents[self._default_agent]
+    def agent_for(self, slug: str, tenant: str | None = None) -> AgentDefinition:
+        """The tenant's published agent `slug` (#13), else the template."""
+        found = tenant_agent(self._agents, tenant, slug) if tenant else self._agents.get(slug)
+        return found or self._agents[self._default_agent]
 
     async def _agent_reply(self, thread: SmsThread, tenant: Tenant) -> SmsMessage | None:
         # One reply at a time per thread, so a burst of texts is answered in order and the
@@ -316,7 +319,7 @@ class SmsService:
         async with self._locks.hold(thread.id):
             if await self._rate_limited(thread):
                 return None
-            agent = self.agent_for(thread.agent)
+            agent = self.agent_for(thread.agent, thread.tenant)
             history = await self._history(thread)
             if not history or history[-1].role != "user":
                 return None  # an earlier reply already answered everything
@@ -395,7 +398,7 @@ class SmsService:
         background: this is called from the call's teardown)."""
         if self._closing:
             return
-        agent = self._agents.get(call.agent)
+        agent = tenant_agent(self._agents, call.tenant, call.agent)
         if agent is None or not agent.followup_sms:
             return
         self._spawn(self._send_follow_up(call, agent))

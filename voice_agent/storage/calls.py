@@ -44,6 +44,8 @@ _STARTED_FIELDS = (
     "pipeline",
     "started_at",
     "metadata",
+    "agent_version",
+    "is_test",
 )
 #: Twilio's terminal CallStatus values (and our own "failed").
 FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")

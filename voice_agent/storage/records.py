@@ -23,6 +23,9 @@ class CallStarted:
     pipeline: str  # "offline" | "cascade" | "realtime" …
     started_at: datetime
     metadata: dict[str, Any] | None = None
+    #: The tenant agent version the call ran (None: the template) and a portal test (#13).
+    agent_version: int | None = None
+    is_test: bool = False
 
 
 @dataclass(slots=True, frozen=True)

@@ -97,6 +97,9 @@ calls = Table(
     Column("recording_path", Text, nullable=True),  # starts at started_at
     Column("outcome", String(32), nullable=True),
     Column("summary", Text, nullable=True),
+    # 0006a: the tenant agent version the call ran (None: the template), a portal test call.
+    Column("agent_version", Integer, nullable=True),
+    Column("is_test", Boolean, nullable=False, server_default=false()),
     # Leading on tenant: serves the tenant filter and the newest-first listing together.
     Index(None, "tenant", "started_at"),
     Index(None, "started_at"),
@@ -165,7 +168,11 @@ tenants = Table(
     Column("sms_max_segments", Integer, nullable=False, server_default="3"),
     Column("brand_color", String(16), nullable=False, server_default="#2563eb"),
     Column("logo_url", Text, nullable=True),
+    # #16: this tenant's longest call in seconds (None: MAX_CALL_S).
+    Column("max_call_s", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # 0006a: publishing the tenant's agent waits for an admin.
+    Column("require_approval", Boolean, nullable=False, server_default=false()),
 )
 
 # The phone numbers a tenant owns: the called number of an inbound call or SMS picks
@@ -394,3 +401,129 @@ calls.append_column(Column("analysis_claimed_at", UTCDateTime, nullable=True))
 calls.append_constraint(Index("ix_calls_analyzed_at_ended_at", "analyzed_at", "ended_at"))
 # Caller memory: a caller's earlier calls, by the number they call from.
 calls.append_constraint(Index("ix_calls_tenant_from_number", "tenant", "from_number"))
+
+# --- The built-in CRM (#12, 0006c) ---
+# One row per person a tenant knows, found by email or by phone (each unique per tenant;
+# NULLs never collide). ``twenty_id`` is the same person's id in Twenty once mirrored.
+people = Table(
+    "people",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("first_name", String(100), nullable=False, server_default=""),
+    Column("last_name", String(100), nullable=False, server_default=""),
+    Column("email", String(320), nullable=True),  # lower-case
+    Column("phone", String(32), nullable=True),  # E.164
+    Column("twenty_id", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "email"),
+    UniqueConstraint("tenant", "phone"),
+    Index(None, "tenant", "updated_at"),
+)
+
+# Notes on a person (a call's summary and fields, ...); ``key`` makes a note idempotent.
+person_notes = Table(
+    "person_notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("person_id", Integer, ForeignKey("people.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("fields", JSONType, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "key"),
+    Index(None, "person_id", "created_at"),
+)
+
+# What happened with a person: a lead captured, a call, a text; (kind, ref) names it in
+# its own table (lead id, CallSid, SMS thread), so recording it twice is once.
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("person_id", Integer, ForeignKey("people.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # lead | call | sms
+    Column("ref", String(100), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "kind", "ref"),
+    Index(None, "person_id", "at"),
+)
+
+# --- Per-tenant agents, their versions, drafts, approvals; the tenant audit log (0006a) ---
+
+# A tenant's own agent, started as a copy of a template in prompts/ (slug = the template's).
+tenant_agents = Table(
+    "tenant_agents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), ForeignKey("tenants.slug", ondelete="CASCADE"), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("template", String(64), nullable=False),
+    # The version calls use; None until the first publish.
+    Column("current_version", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tenant", "slug"),
+)
+
+# Every published version is kept: rollback publishes an old one again.
+agent_versions = Table(
+    "agent_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("data", JSONType, nullable=False),
+    Column("published_by", String(320), nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("approved_by", String(320), nullable=True),
+    Column("note", Text, nullable=False, server_default=""),
+    UniqueConstraint("agent_id", "version"),
+)
+
+# The one draft staff edit; it is validated on every save and before any publish.
+agent_drafts = Table(
+    "agent_drafts",
+    metadata,
+    Column(
+        "agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("data", JSONType, nullable=False),
+    Column("updated_by", String(320), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A publish waiting for an admin (tenants.require_approval); holds the draft as asked.
+agent_approvals = Table(
+    "agent_approvals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("agent_id", Integer, ForeignKey("tenant_agents.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("data", JSONType, nullable=False),
+    Column("requested_by", String(320), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("decided_by", String(320), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=True),
+    Index(None, "status", "requested_at"),
+)
+
+# Who changed what of a tenant, when, from what to what.
+tenant_audit = Table(
+    "tenant_audit",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("before", JSONType, nullable=True),
+    Column("after", JSONType, nullable=True),
+    Index(None, "tenant", "at"),
+)

@@ -44,6 +44,10 @@ class Tenant:
     brand_color: str = "#2563eb"
     logo_url: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Publishing this tenant's agent waits for an admin's approval (#13).
+    require_approval: bool = False
+    #: Longest call in seconds for this tenant (None: MAX_CALL_S).
+    max_call_s: int | None = None
 
 
 @dataclass(slots=True, frozen=True)

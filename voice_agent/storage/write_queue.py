@@ -3,8 +3,12 @@
 The real-time path calls ``put`` and moves on: no await, no I/O, no task per
 record. One background task gathers records into batches and writes each batch
 in one transaction. When the database is down the records wait in memory, in
-order, and the task retries with capped exponential backoff; nothing is lost
-unless the process dies or the (large) memory limit is reached.
+order, and the task retries with capped exponential backoff.
+
+With a journal (a local file, see journal.py) an outage also makes every waiting and
+new record durable there at once, and memory holds at most ``memory_limit`` of them:
+a long outage does not grow memory and a crash of the process loses nothing; the
+journal is read back in order when the database returns (or the process restarts).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Protocol
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from voice_agent.storage.journal import Journal
 from voice_agent.storage.records import WriteRecord
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,8 @@ class WriteQueue:
         max_backoff: float = 5.0,
         max_pending: int = 500_000,
         write_timeout: float = 15.0,
+        journal: Journal | None = None,
+        memory_limit: int = 20_000,
     ) -> None:
         self._repository = repository
         self._batch_size = batch_size
@@ -80,9 +87,35 @@ class WriteQueue:
         self.rejected = 0  # records the database refused for good
         self.dropped = 0  # records refused by put(): queue full or closed
 
+        self._journal = journal
+        self._memory_limit = memory_limit
+        #: Journal offsets just past each of the first len(_offsets) pending records (the
+        #: ones that are in the journal too); the rest of _pending is in memory only.
+        self._offsets: deque[int] = deque()
+        #: Records in the journal and not (yet) in memory, after every pending one.
+        self._spilled = 0
+        if journal is not None and not journal.empty:
+            # Left by an earlier process (a crash, or an outage at shutdown).
+            self._spilled = journal.unread()
+            self._accepted += self._spilled
+            if self._spilled:
+                self._has_records.set()
+                log.warning(
+                    "storage journal holds %d records from before; replaying", self._spilled
+                )
+
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + self._spilled
+
+    @property
+    def journaled(self) -> int:
+        """Records waiting in the journal file (those in memory as well included)."""
+        return len(self._offsets) + self._spilled
+
+    def _durable(self) -> bool:
+        journal = self._journal
+        return journal is not None and (self._outage_since is not None or not journal.empty)
 
     @property
     def healthy(self) -> bool:
@@ -99,6 +132,10 @@ class WriteQueue:
 
         Not thread-safe: call it from the event loop's thread.
         """
+        if not self._closed and self._journal is not None:
+            if self._durable() or len(self._pending) >= self._memory_limit:
+                if self._to_journal(record):
+                    return
         if self._closed or len(self._pending) >= self._max_pending:
             self.dropped += 1
             if not self._dropping:
@@ -112,6 +149,60 @@ class WriteQueue:
             self._has_records.set()
         if len(self._pending) >= self._batch_size and not self._urgent.is_set():
             self._urgent.set()
+
+    def _to_journal(self, record: WriteRecord) -> bool:
+        """Append to the journal (and keep in memory if there is room and nothing is only
+        in the journal); False when the file cannot be written (the memory path then)."""
+        journal = self._journal
+        assert journal is not None
+        try:
+            self._spill_memory()
+            offset = journal.append(record)
+        except (OSError, TypeError, ValueError) as exc:
+            log.error("storage journal not written, keeping the record in memory: %s", exc)
+            return False
+        self._accepted += 1
+        if self._spilled == 0 and len(self._pending) < self._memory_limit:
+            self._pending.append(record)
+            self._offsets.append(offset)
+            journal.read_pos = offset
+        else:
+            self._spilled += 1
+        if not self._has_records.is_set():
+            self._has_records.set()
+        return True
+
+    def _spill_memory(self) -> None:
+        """Make the records only in memory durable too (they follow the journaled ones)."""
+        journal = self._journal
+        assert journal is not None
+        if len(self._offsets) == len(self._pending):
+            return
+        for record in islice(self._pending, len(self._offsets), None):
+            self._offsets.append(journal.append(record))
+        journal.read_pos = journal.end
+
+    def _load(self) -> None:
+        """Read the next records back from the journal into memory, in order."""
+        journal = self._journal
+        assert journal is not None
+        for record, offset in journal.read(min(self._spilled, self._memory_limit)):
+            self._spilled -= 1
+            if record is None:  # unreadable line (logged): counted as rejected
+                self.rejected += 1
+                self._finished += 1
+                if self._offsets:
+                    self._offsets[-1] = offset
+                else:
+                    journal.commit(offset)
+                continue
+            self._pending.append(record)  # type: ignore[arg-type]
+            self._offsets.append(offset)
+        if self._spilled and not self._pending:
+            # The count was off (a line cut by a crash): trust the file.
+            unread = journal.unread()
+            self._finished += max(0, self._spilled - unread)
+            self._spilled = unread
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until every record put before this call is written (or rejected).
@@ -152,6 +243,20 @@ class WriteQueue:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._journal is not None:
+            try:
+                self._spill_memory()
+            except OSError as exc:
+                log.error("storage journal not written at shutdown: %s", exc)
+            else:
+                if self.pending:
+                    log.warning(
+                        "storage write queue closed with %d records kept in the journal %s",
+                        self.pending,
+                        self._journal.path,
+                    )
+                self._journal.close()
+                return 0
         lost = len(self._pending)
         if lost:
             log.error("storage write queue closed with %d unwritten records", lost)
@@ -170,7 +275,11 @@ class WriteQueue:
                         await self._urgent.wait()
                 except TimeoutError:
                     pass
-            while self._pending:
+            while self._pending or self._spilled:
+                if not self._pending:
+                    self._load()
+                    if not self._pending:
+                        continue
                 try:
                     await self._write_head()
                 except Exception as exc:
@@ -216,6 +325,12 @@ class WriteQueue:
     def _done(self, count: int, *, written: bool) -> None:
         for _ in range(count):
             self._pending.popleft()
+        if self._offsets:
+            offset = 0
+            for _ in range(min(count, len(self._offsets))):
+                offset = self._offsets.popleft()
+            assert self._journal is not None
+            self._journal.commit(offset)
         if written:
             self.written += count
         else:
@@ -239,6 +354,11 @@ class WriteQueue:
     def _enter_outage(self, exc: BaseException) -> None:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
+            if self._journal is not None:
+                try:
+                    self._spill_memory()
+                except OSError as error:
+                    log.error("storage journal not written: %s", error)
             # Once per outage: a dead database during a busy hour must not flood the log.
             log.warning(
                 "storage write failed, keeping records in memory and retrying: %s: %s",

@@ -52,12 +52,19 @@ class TwilioLine:
     """CallTransport over one Media Stream: media, mark and clear frames; hang-up and
     transfer through the socket or the REST API."""
 
-    __slots__ = ("_closed", "_out", "_rest", "_ws", "call_sid")
+    __slots__ = ("_closed", "_on_hangup", "_out", "_rest", "_ws", "call_sid")
 
     def __init__(
-        self, websocket: WebSocket, stream_sid: str, call_sid: str, rest: TwilioRest | None
+        self,
+        websocket: WebSocket,
+        stream_sid: str,
+        call_sid: str,
+        rest: TwilioRest | None,
+        on_hangup: Callable[[str], Awaitable[None]] | None = None,
     ):
         self._ws = websocket
+        #: Told before the socket closes on our side: the call is over on purpose.
+        self._on_hangup = on_hangup
         self._out = Outbound(stream_sid)
         self._rest = rest
         self._closed = False
@@ -80,6 +87,11 @@ class TwilioLine:
         if self._closed:
             return
         self._closed = True
+        if self._on_hangup is not None:
+            try:
+                await self._on_hangup(self.call_sid)
+            except Exception:
+                log.exception("call %s: end mark failed", self.call_sid)
         if self._ws.application_state is WebSocketState.CONNECTED:
             await self._ws.close()
 
@@ -172,7 +184,9 @@ class MediaStreamEndpoint:
         rest: TwilioRest | None,
         open_session: SessionOpener,
         on_malformed: Callable[[], None] | None = None,
+        on_hangup: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
+        self._on_hangup = on_hangup
         self._path = path
         self._tokens = tokens
         self._validate = validate
@@ -245,5 +259,5 @@ class MediaStreamEndpoint:
             )
             await websocket.close(code=_POLICY_VIOLATION)
             return None
-        line = TwilioLine(websocket, start.stream_sid, start.call_sid, self._rest)
+        line = TwilioLine(websocket, start.stream_sid, start.call_sid, self._rest, self._on_hangup)
         return await self._open_session(start, data, line)

@@ -7,6 +7,7 @@ only for a short time, so a captured or guessed stream URL cannot open a call.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 import time
@@ -15,6 +16,7 @@ from typing import Protocol
 
 import orjson
 import redis.asyncio
+import redis.exceptions
 
 __all__ = [
     "DEFAULT_TTL_S",
@@ -144,4 +146,45 @@ class RedisTokenStore:
             isinstance(k, str) and isinstance(v, str) for k, v in data.items()
         ):
             return None
+        return data
+
+
+class DegradingTokenStore:
+    """Redis tokens while Redis answers; this process's memory while it does not, so a
+    call still connects (to this worker) during an outage. `health` hears of both."""
+
+    def __init__(
+        self,
+        redis_store: RedisTokenStore,
+        health: object,
+        memory: MemoryTokenStore | None = None,
+        timeout_s: float = 0.5,
+    ) -> None:
+        self._redis = redis_store
+        self._health = health
+        self._memory = memory or MemoryTokenStore()
+        self._timeout_s = timeout_s
+
+    async def issue(self, data: dict[str, str], ttl_s: float = DEFAULT_TTL_S) -> str:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                token = await self._redis.issue(data, ttl_s)
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            self._health.failed("tokens", exc)  # type: ignore[attr-defined]
+            return await self._memory.issue(data, ttl_s)
+        self._health.ok("tokens")  # type: ignore[attr-defined]
+        return token
+
+    async def redeem(self, token: str) -> dict[str, str] | None:
+        if len(self._memory):  # issued here during an outage
+            data = await self._memory.redeem(token)
+            if data is not None:
+                return data
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                data = await self._redis.redeem(token)
+        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            self._health.failed("tokens", exc)  # type: ignore[attr-defined]
+            return None
+        self._health.ok("tokens")  # type: ignore[attr-defined]
         return data

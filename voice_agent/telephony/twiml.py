@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from twilio.twiml.voice_response import VoiceResponse
 
-__all__ = ["MAX_PARAMETER_CHARS", "connect_stream", "dial", "say_and_hangup"]
+__all__ = ["MAX_PARAMETER_CHARS", "connect_stream", "dial", "hangup", "say_and_hangup"]
 
 # Twilio: name + value of each <Parameter> must stay under 500 characters (§1.1).
 MAX_PARAMETER_CHARS = 499
@@ -17,6 +17,7 @@ def connect_stream(
     stream_url: str,
     parameters: Mapping[str, str],
     status_callback: str | None = None,
+    redirect: str | None = None,
 ) -> str:
     """``<Connect><Stream url>`` with one ``<Parameter>`` per item: a bidirectional stream.
 
@@ -38,6 +39,9 @@ def connect_stream(
     stream = response.connect().stream(url=stream_url, status_callback=status_callback)
     for name, value in parameters.items():
         stream.parameter(name=name, value=value)
+    if redirect is not None:
+        # Where Twilio goes when the stream ends: a dropped stream is resumed from there.
+        response.redirect(redirect, method="POST")
     return response.to_xml()
 
 
@@ -57,4 +61,11 @@ def dial(number: str, caller_id: str | None = None, timeout: int = 20) -> str:
         raise ValueError("timeout must be positive")
     response = VoiceResponse()
     response.dial(number, caller_id=caller_id, timeout=timeout)
+    return response.to_xml()
+
+
+def hangup() -> str:
+    """End the call (a resume of a call the agent ended on purpose)."""
+    response = VoiceResponse()
+    response.hangup()
     return response.to_xml()

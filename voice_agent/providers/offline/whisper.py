@@ -71,6 +71,10 @@ class WhisperSpeechToText:
             raise ProviderError("stt", f"Whisper failed: {type(exc).__name__}: {exc}") from exc
         return Transcript(text=text, duration_s=time.perf_counter() - started)
 
+    def transcribe_blocking(self, pcm16: np.ndarray, sample_rate: int) -> str:
+        """The same as ``transcribe``, on the calling thread (benchmarks, tools)."""
+        return self._transcribe_blocking(pcm16, sample_rate)
+
     def _transcribe_blocking(self, pcm16: np.ndarray, sample_rate: int) -> str:
         audio = np.asarray(pcm16, dtype=np.float32) * (1.0 / 32768.0)
         if sample_rate != WHISPER_RATE:

@@ -41,8 +41,27 @@ def provider_error(stage: str, exc: BaseException) -> ProviderError:
     if isinstance(exc, TimeoutError | openai.APITimeoutError | httpx2.TimeoutException):
         return ProviderError(stage, "timed out")
     if isinstance(exc, openai.APIStatusError):
-        return ProviderError(stage, f"HTTP {exc.status_code}: {exc.message}")
+        status = exc.status_code
+        return ProviderError(
+            stage,
+            f"HTTP {status}: {exc.message}",
+            status=status,
+            retry_after=retry_after(exc.response.headers.get("retry-after")),
+            # A refused request (bad input, auth) fails the same way when asked again.
+            retryable=status >= 500 or status in (408, 409, 429),
+        )
     return ProviderError(stage, f"{type(exc).__name__}: {exc}")
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form; an HTTP date is ignored)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds)
 
 
 #: What a request to OpenAI may raise when the service or the network fails. The SDK

@@ -1,0 +1,1 @@
+"""Tenants' own agents (#13): lookup for calls, drafts, publishing, approvals."""

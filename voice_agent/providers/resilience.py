@@ -1,0 +1,368 @@
+"""Retries, circuit breakers and fallback providers around each pipeline stage.
+
+A stage here is a list of providers in order of preference (the primary, then an optional
+fallback on a second OpenAI-compatible base URL). Each request goes to the first provider
+whose breaker (per provider and tenant) is closed; a retryable failure (timeout, 5xx, a
+broken or stalled stream, a 429 whose Retry-After is short) is asked again once on the
+same provider, then on the next one. A stalled or broken stream is abandoned, and its
+connection with it, so the retry goes out on a fresh connection.
+
+A stream that breaks after it has yielded is re-asked, and the retry's output is skipped
+up to what was already passed on: the caller hears the rest of the sentence, not its
+start twice. (A model that answers differently the second time makes the join imperfect;
+the caller still hears a whole reply.)
+
+The session never sees any of this except as a slower answer or, when every provider is
+out, one ProviderError, which it answers with its recovery phrases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from prompts import AgentDefinition
+from voice_agent.providers.base import (
+    ChatMessage,
+    Dialogue,
+    DialogueEngine,
+    DialogueEvent,
+    ProviderError,
+    SpeechToText,
+    TextDelta,
+    TextToSpeech,
+    Transcript,
+)
+
+log = logging.getLogger(__name__)
+
+#: The tenant whose call is asking: set by the session for its tasks, so one tenant's
+#: misbehaving traffic (say, its own API key over quota) opens only its own breakers.
+current_tenant: ContextVar[str] = ContextVar("provider_tenant", default="")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    #: Attempts per provider (the first try included).
+    attempts: int = 2
+    #: A 429 asking for a longer wait than this skips to the next provider.
+    max_retry_after_s: float = 1.0
+    #: Consecutive failures that open a breaker, and how long it stays open.
+    breaker_failures: int = 3
+    breaker_open_s: float = 30.0
+
+
+class CircuitBreaker:
+    """Closed: requests go through. Open (after `failures` in a row): requests are refused
+    at once for `open_s`, so calls stop waiting out timeouts on a provider that is down.
+    Then half-open: one request is let through, and its outcome closes or re-opens it."""
+
+    __slots__ = ("_failures", "_limit", "_open_s", "_opened_at", "_trial", "opened")
+
+    def __init__(self, failures: int, open_s: float) -> None:
+        self._limit = failures
+        self._open_s = open_s
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial = False
+        #: Times this breaker opened, for the operator.
+        self.opened = 0
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if time.monotonic() - self._opened_at >= self._open_s:
+            return "half-open"
+        return "open"
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half-open" and not self._trial:
+            self._trial = True
+            return True
+        return False
+
+    def success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._trial = False
+
+    def failure(self) -> bool:
+        """Count a failure; True when this one opened the breaker."""
+        self._failures += 1
+        if self._opened_at is not None:
+            # The half-open trial failed: open for another period.
+            self._opened_at = time.monotonic()
+            self._trial = False
+            return False
+        if self._failures >= self._limit:
+            self._opened_at = time.monotonic()
+            self.opened += 1
+            return True
+        return False
+
+
+class Breakers:
+    """Every breaker of a process, by (provider, tenant); bounded, the oldest dropped."""
+
+    def __init__(self, policy: RetryPolicy, max_entries: int = 10_000) -> None:
+        self._policy = policy
+        self._max = max_entries
+        self._breakers: OrderedDict[tuple[str, str], CircuitBreaker] = OrderedDict()
+
+    def get(self, provider: str, tenant: str) -> CircuitBreaker:
+        key = (provider, tenant)
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            if len(self._breakers) >= self._max:
+                self._breakers.popitem(last=False)
+            breaker = CircuitBreaker(self._policy.breaker_failures, self._policy.breaker_open_s)
+            self._breakers[key] = breaker
+        return breaker
+
+    def states(self) -> dict[tuple[str, str], str]:
+        return {key: breaker.state for key, breaker in self._breakers.items()}
+
+
+@dataclass(slots=True)
+class StageStats:
+    """What one stage went through, for /metrics and the tests."""
+
+    retries: int = 0
+    fallbacks: int = 0
+    refused_open: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class _Stage:
+    """The shared part: pick a provider, count, decide whether to ask again."""
+
+    def __init__(
+        self,
+        stage: str,
+        names: Sequence[str],
+        breakers: Breakers,
+        policy: RetryPolicy,
+    ) -> None:
+        self._stage = stage
+        self._names = list(names)
+        self._breakers = breakers
+        self._policy = policy
+        self.stats = StageStats()
+
+    def _breaker(self, index: int) -> CircuitBreaker:
+        return self._breakers.get(f"{self._stage}:{self._names[index]}", current_tenant.get())
+
+    def _failed(self, index: int, exc: ProviderError) -> None:
+        name = self._names[index]
+        self.stats.failures[name] = self.stats.failures.get(name, 0) + 1
+        if self._breaker(index).failure():
+            log.warning(
+                "provider %s %s: circuit open for tenant %r after repeated failures (%s)",
+                self._stage,
+                name,
+                current_tenant.get(),
+                exc,
+            )
+
+    async def _may_retry(self, index: int, exc: ProviderError, attempt: int) -> bool:
+        """After a failed attempt: wait as asked (if briefly) and say whether to ask the
+        same provider again; False moves on to the next provider."""
+        if not exc.retryable or attempt + 1 >= self._policy.attempts:
+            return False
+        if self._breaker(index).state != "closed":
+            return False  # that failure opened it
+        wait = exc.retry_after or 0.0
+        if wait > self._policy.max_retry_after_s:
+            return False
+        if wait:
+            await asyncio.sleep(wait)
+        self.stats.retries += 1
+        return True
+
+    def _open(self, index: int) -> bool:
+        if self._breaker(index).allow():
+            if index:
+                self.stats.fallbacks += 1
+            return True
+        self.stats.refused_open += 1
+        return False
+
+    def _exhausted(self, last: ProviderError | None) -> ProviderError:
+        if last is not None:
+            return last
+        return ProviderError(self._stage, "every provider's circuit is open", retryable=False)
+
+
+class ResilientSpeechToText(_Stage):
+    def __init__(
+        self,
+        providers: Sequence[tuple[str, SpeechToText]],
+        breakers: Breakers,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__("stt", [n for n, _ in providers], breakers, policy or RetryPolicy())
+        self._providers = [p for _, p in providers]
+        self.usage_model: str = getattr(self._providers[0], "usage_model", "")
+
+    async def transcribe(self, pcm16: np.ndarray, sample_rate: int) -> Transcript:
+        last: ProviderError | None = None
+        for index, provider in enumerate(self._providers):
+            if not self._open(index):
+                continue
+            attempt = 0
+            while True:
+                try:
+                    result = await provider.transcribe(pcm16, sample_rate)
+                except ProviderError as exc:
+                    last = exc
+                    self._failed(index, exc)
+                    if await self._may_retry(index, exc, attempt):
+                        attempt += 1
+                        continue
+                    break
+                self._breaker(index).success()
+                return result
+        raise self._exhausted(last)
+
+    async def aclose(self) -> None:
+        await _close_all(self._providers)
+
+
+class ResilientDialogue(_Stage):
+    def __init__(
+        self,
+        dialogues: Sequence[tuple[str, Dialogue]],
+        breakers: Breakers,
+        policy: RetryPolicy,
+    ) -> None:
+        super().__init__("llm", [n for n, _ in dialogues], breakers, policy)
+        self._dialogues = [d for _, d in dialogues]
+
+    async def respond(self, history: list[ChatMessage]) -> AsyncGenerator[DialogueEvent, None]:
+        said = 0  # characters of text already passed on, skipped in a re-asked stream
+        last: ProviderError | None = None
+        for index, dialogue in enumerate(self._dialogues):
+            if not self._open(index):
+                continue
+            attempt = 0
+            while True:
+                skip = said
+                try:
+                    async with contextlib.aclosing(dialogue.respond(history)) as events:
+                        async for event in events:
+                            if isinstance(event, TextDelta):
+                                text = event.text
+                                if skip:
+                                    if len(text) <= skip:
+                                        skip -= len(text)
+                                        continue
+                                    text, skip = text[skip:], 0
+                                said += len(text)
+                                yield TextDelta(text)
+                            else:
+                                yield event
+                except ProviderError as exc:
+                    last = exc
+                    self._failed(index, exc)
+                    if await self._may_retry(index, exc, attempt):
+                        attempt += 1
+                        continue
+                    break
+                self._breaker(index).success()
+                return
+        raise self._exhausted(last)
+
+
+class ResilientDialogueEngine:
+    def __init__(
+        self,
+        engines: Sequence[tuple[str, DialogueEngine]],
+        breakers: Breakers,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self._engines = list(engines)
+        self._breakers = breakers
+        self._policy = policy or RetryPolicy()
+        #: Every call's dialogue stats add up here.
+        self.stats = StageStats()
+
+    def start(self, agent: AgentDefinition, variables: Mapping[str, str]) -> ResilientDialogue:
+        dialogue = ResilientDialogue(
+            [(name, engine.start(agent, variables)) for name, engine in self._engines],
+            self._breakers,
+            self._policy,
+        )
+        dialogue.stats = self.stats
+        return dialogue
+
+    async def aclose(self) -> None:
+        await _close_all([engine for _, engine in self._engines])
+
+
+class ResilientTextToSpeech(_Stage):
+    def __init__(
+        self,
+        providers: Sequence[tuple[str, TextToSpeech]],
+        breakers: Breakers,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__("tts", [n for n, _ in providers], breakers, policy or RetryPolicy())
+        self._providers = [p for _, p in providers]
+        rates = {p.sample_rate for p in self._providers}
+        if len(rates) != 1:
+            # A re-asked stream is joined to what was sent: one sample rate throughout.
+            raise ValueError(f"TTS providers must share one sample rate, not {sorted(rates)}")
+        self.sample_rate = rates.pop()
+        self.usage_model: str = getattr(self._providers[0], "usage_model", "")
+
+    async def synthesize(self, text: str, voice: str | None = None) -> AsyncGenerator[bytes, None]:
+        sent = 0  # bytes already passed on, skipped in a re-asked stream
+        last: ProviderError | None = None
+        for index, provider in enumerate(self._providers):
+            if not self._open(index):
+                continue
+            attempt = 0
+            while True:
+                skip = sent
+                try:
+                    async with contextlib.aclosing(provider.synthesize(text, voice)) as stream:
+                        async for piece in stream:
+                            if skip:
+                                if len(piece) <= skip:
+                                    skip -= len(piece)
+                                    continue
+                                piece, skip = piece[skip:], 0
+                            sent += len(piece)
+                            yield piece
+                except ProviderError as exc:
+                    last = exc
+                    self._failed(index, exc)
+                    if await self._may_retry(index, exc, attempt):
+                        attempt += 1
+                        continue
+                    break
+                self._breaker(index).success()
+                return
+        raise self._exhausted(last)
+
+    async def aclose(self) -> None:
+        await _close_all(self._providers)
+
+
+async def _close_all(parts: Sequence[object]) -> None:
+    for part in parts:
+        close = getattr(part, "aclose", None)
+        if close is not None:
+            await close()
