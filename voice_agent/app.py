@@ -19,6 +19,7 @@ from voice_agent.dashboard import Dashboard, dashboard_routes
 from voice_agent.drain import Drain
 from voice_agent.heap import HeapKeeper, settle_after_startup
 from voice_agent.metrics import exposition, worker_exited
+from voice_agent.openapi import openapi_document
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
@@ -64,6 +65,10 @@ async def readyz(request: Request) -> Response:
     if problems:
         return JSONResponse({"ready": False, "problems": problems}, status_code=503)
     return JSONResponse({"ready": True, "pipeline": runtime.pipeline.name})
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi_document())
 
 
 async def metrics(request: Request) -> Response:
@@ -167,6 +172,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/openapi.json", openapi_json),
             *dashboard_routes(),
         ],
         lifespan=lifespan,
