@@ -4,7 +4,7 @@ The app runs on loopback (SQLite, the OpenAI stand-in) in a thread of its own, b
 schemathesis drives it synchronously. Twilio signatures are off for this run so the fuzzed
 bodies reach the handlers (signatures have their own tests); the lead secret is sent; the
 dashboard routes are fuzzed both signed out and signed in as the admin. The checks: never
-a 5xx, never a Python traceback in a body, and every status one the document lists.
+a 5xx, never a Python traceback in a body,.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,7 @@ def test_the_document_is_served(hosted: Hosted) -> None:
 
 schema = schemathesis.openapi.from_dict(openapi_document())
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+")
-figures = {"requests": 0}
+statuses: Counter[int] = Counter()
 
 
 def _no_traceback(response: requests.Response) -> None:
@@ -175,6 +176,16 @@ def test_fuzzed_requests_get_4xx_never_5xx(case: schemathesis.Case, hosted: Host
                 allow_redirects=False,
                 timeout=10,
             )
-        figures["requests"] += 1
+        statuses[response.status_code] += 1
         case.validate_response(response, checks=[not_a_server_error])
         _no_traceback(response)
+
+
+def test_the_fuzzing_reached_the_handlers() -> None:
+    """Runs after the fuzzing (same module, later): not everything was turned away at the
+    door, and what was refused was refused with a 4xx."""
+    print(f"schemathesis: {sum(statuses.values())} requests, by status {dict(statuses)}")
+    assert sum(statuses.values()) > 500
+    assert sum(n for code, n in statuses.items() if code < 300) > 50
+    assert statuses[400] + statuses[404] > 50
+    assert not [code for code in statuses if code >= 500]
