@@ -184,6 +184,7 @@ class MediaStreamEndpoint:
         rest: TwilioRest | None,
         open_session: SessionOpener,
         on_malformed: Callable[[], None] | None = None,
+        is_live: Callable[[str], bool] | None = None,
         on_hangup: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._on_hangup = on_hangup
@@ -194,6 +195,7 @@ class MediaStreamEndpoint:
         self._rest = rest
         self._open_session = open_session
         self._on_malformed = on_malformed
+        self._is_live = is_live
 
     async def handle(self, websocket: WebSocket) -> None:
         if self._validate and (
@@ -256,6 +258,14 @@ class MediaStreamEndpoint:
         if data is None or data.get("call_sid", start.call_sid) != start.call_sid:
             log.warning(
                 "media stream for call %s refused: missing, unknown or used token", start.call_sid
+            )
+            await websocket.close(code=_POLICY_VIOLATION)
+            return None
+        if self._is_live is not None and self._is_live(start.call_sid):
+            # A replayed voice webhook (same signature, same CallSid) mints a fresh token;
+            # it still cannot put a second stream on a call that has one.
+            log.warning(
+                "media stream for call %s refused: the call already has one", start.call_sid
             )
             await websocket.close(code=_POLICY_VIOLATION)
             return None
