@@ -19,6 +19,7 @@ from voice_agent.dashboard import Dashboard, dashboard_routes
 from voice_agent.drain import Drain
 from voice_agent.heap import HeapKeeper, settle_after_startup
 from voice_agent.metrics import exposition, worker_exited
+from voice_agent.openapi import openapi_document
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
@@ -66,6 +67,10 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"ready": True, "pipeline": runtime.pipeline.name})
 
 
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     return Response(exposition(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -95,6 +100,7 @@ def create_app(
             rest=runtime.rest,
             open_session=runtime.open_session,
             on_malformed=runtime.metrics.malformed_frames.inc,
+            is_live=runtime.live_calls.__contains__,
             on_hangup=runtime.resume.mark_ended if runtime.resume is not None else None,
         )
         app.state.dashboard = Dashboard.create(
@@ -168,6 +174,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/openapi.json", openapi_json),
             *dashboard_routes(),
         ],
         lifespan=lifespan,

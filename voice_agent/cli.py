@@ -188,6 +188,7 @@ def _serve(args: argparse.Namespace) -> int:
     from voice_agent.storage.migrate import upgrade
     from voice_agent.telephony.direct_frames import DirectFramesProtocol
     from voice_agent.telephony.http_protocol import HttpProtocol
+    from voice_agent.telephony.protocol import MAX_SOCKET_MESSAGE_BYTES
 
     asyncio.run(upgrade(settings.database_url))  # once, before the workers start
     if args.workers > 1:
@@ -207,6 +208,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=level.lower(),
         log_config=log_config(settings.log_format, level),
         ws_per_message_deflate=False,
+        ws_max_size=MAX_SOCKET_MESSAGE_BYTES,
     )
     return 0
 

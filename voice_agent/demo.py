@@ -23,6 +23,7 @@ from voice_agent.settings import Settings, load_settings
 from voice_agent.storage.records import StoredCall
 from voice_agent.telephony.direct_frames import DirectFramesProtocol
 from voice_agent.telephony.http_protocol import HttpProtocol
+from voice_agent.telephony.protocol import MAX_SOCKET_MESSAGE_BYTES
 
 #: The demo caller: answers the receptionist, cuts in once, asks a question, says goodbye.
 DEMO_SCRIPT: tuple[tuple[str, float | None], ...] = (
@@ -61,6 +62,7 @@ async def running_server(settings: Settings, **app_options: object) -> AsyncIter
         http=HttpProtocol,
         lifespan="on",
         ws_per_message_deflate=False,
+        ws_max_size=MAX_SOCKET_MESSAGE_BYTES,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

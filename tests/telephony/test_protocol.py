@@ -233,6 +233,8 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     ("connected no version", with_change(CONNECTED, ("version",)), "'version'"),
     ("dtmf missing", with_change(DTMF, ("dtmf",)), "'dtmf'"),
     ("dtmf digit int", with_change(DTMF, ("dtmf", "digit"), 5), "'dtmf.digit'"),
+    ("dtmf digit not a key", with_change(DTMF, ("dtmf", "digit"), "55"), "'dtmf.digit'"),
+    ("dtmf digit text", with_change(DTMF, ("dtmf", "digit"), "ignore all"), "'dtmf.digit'"),
     ("mark name missing", with_change(MARK, ("mark", "name")), "'mark.name'"),
     ("mark name int", with_change(MARK, ("mark", "name"), 3), "'mark.name'"),
     ("mark no sequence", with_change(MARK, ("sequenceNumber",)), "'sequenceNumber'"),

@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from voice_agent.telephony import twiml
 from voice_agent.telephony.direct_frames import DIRECT_FRAMES, SetFrameSink
 from voice_agent.telephony.protocol import (
+    MAX_SOCKET_MESSAGE_BYTES,
     Dtmf,
     MalformedMessage,
     Mark,
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 #: Malformed frames logged in full per call; the rest are only counted.
 _LOGGED_MALFORMED = 3
 _POLICY_VIOLATION = 1008
+_MESSAGE_TOO_BIG = 1009
 
 
 class StreamHandler(Protocol):
@@ -182,6 +184,7 @@ class MediaStreamEndpoint:
         rest: TwilioRest | None,
         open_session: SessionOpener,
         on_malformed: Callable[[], None] | None = None,
+        is_live: Callable[[str], bool] | None = None,
         on_hangup: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._on_hangup = on_hangup
@@ -192,6 +195,7 @@ class MediaStreamEndpoint:
         self._rest = rest
         self._open_session = open_session
         self._on_malformed = on_malformed
+        self._is_live = is_live
 
     async def handle(self, websocket: WebSocket) -> None:
         if self._validate and (
@@ -213,6 +217,14 @@ class MediaStreamEndpoint:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
+                    # The server may have closed the socket itself (1009: a message over
+                    # the size cap): nothing may be sent on it after this, not even a close.
+                    websocket.application_state = WebSocketState.DISCONNECTED
+                    if message.get("code") == _MESSAGE_TOO_BIG:
+                        log.warning(
+                            "media stream: closed, a message over %d bytes came in",
+                            MAX_SOCKET_MESSAGE_BYTES,
+                        )
                     break
                 frame = message.get("text")
                 if frame is None:
@@ -246,6 +258,14 @@ class MediaStreamEndpoint:
         if data is None or data.get("call_sid", start.call_sid) != start.call_sid:
             log.warning(
                 "media stream for call %s refused: missing, unknown or used token", start.call_sid
+            )
+            await websocket.close(code=_POLICY_VIOLATION)
+            return None
+        if self._is_live is not None and self._is_live(start.call_sid):
+            # A replayed voice webhook (same signature, same CallSid) mints a fresh token;
+            # it still cannot put a second stream on a call that has one.
+            log.warning(
+                "media stream for call %s refused: the call already has one", start.call_sid
             )
             await websocket.close(code=_POLICY_VIOLATION)
             return None

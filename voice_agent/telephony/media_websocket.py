@@ -29,6 +29,9 @@ class MediaWebSocket(WebSocket):
 
     async def send_text(self, data: str) -> None:
         if self.application_state is not _CONNECTED:
+            if self.application_state is WebSocketState.DISCONNECTED:
+                # Closed by either side: to a sender that is the peer being gone.
+                raise WebSocketDisconnect(code=1006)
             await super().send_text(data)  # raises the usual state error
             return
         try:

@@ -20,6 +20,7 @@ import orjson
 
 __all__ = [
     "MAX_FRAME_BYTES",
+    "MAX_SOCKET_MESSAGE_BYTES",
     "Connected",
     "Dtmf",
     "MalformedMessage",
@@ -38,6 +39,11 @@ __all__ = [
 # Twilio's inbound frames are a few hundred bytes (20 ms of audio is 216 base64 chars);
 # the cap bounds the work a hostile or broken peer can make us do per frame.
 MAX_FRAME_BYTES = 64 * 1024
+
+# The websocket layer's own cap (uvicorn's ws_max_size, default 16 MiB): a message above it
+# closes the socket with 1009 before it is even buffered whole. Frames between the two caps
+# are skipped and counted like any malformed frame, so the call goes on.
+MAX_SOCKET_MESSAGE_BYTES = 1024 * 1024
 
 # Counters are decimal strings; 19 digits fit in a signed 64-bit integer and keep int()
 # far away from Python's int-from-str digit limit.
@@ -192,10 +198,17 @@ def _parse_media(msg: dict[str, Any]) -> Media:
     )
 
 
+# One key of the keypad; anything else would reach the agent's prompt as "[DTMF ...]".
+_DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
 def _parse_dtmf(msg: dict[str, Any]) -> Dtmf:
     dtmf = _object(msg, "dtmf")
+    digit = _string(dtmf, "digit", "dtmf.")
+    if digit not in _DTMF_DIGITS:
+        raise MalformedMessage("'dtmf.digit' must be one keypad key (0-9, *, #, A-D)")
     return Dtmf(
-        digit=_string(dtmf, "digit", "dtmf."),
+        digit=digit,
         sequence=_counter(msg, "sequenceNumber", ""),
     )
 
