@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 database_url=args.database_url,
                 redis_url=args.redis_url,
                 endpointing_ms=args.endpointing_ms,
+                fault_rate=args.faults,
             )
             with console.status("starting the server and the stand-in providers…"):
                 try:

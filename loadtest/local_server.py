@@ -45,6 +45,8 @@ class ServerOptions:
     redis_url: str | None = None
     endpointing_ms: int = 500
     log_level: str = "warning"
+    #: Share of provider requests the stand-in answers with a random fault (#16).
+    fault_rate: float = 0.0
 
 
 def free_port() -> int:
@@ -84,6 +86,7 @@ def _start_standin(
         f"--tts-first-byte-ms={lat.tts_first_byte_ms}",
         f"--tts-realtime-factor={lat.tts_realtime_factor}",
         f"--api-key={api_key}",
+        f"--fault-rate={options.fault_rate}",
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=log.open("wb"), cwd=log.parent

@@ -18,7 +18,7 @@ from loadtest.standins.fixture_transcriber import FixtureTranscriber
 from loadtest.standins.openai_server import Latency, StandinOpenAI
 
 
-async def _serve(latency: Latency, api_key: str) -> None:
+async def _serve(latency: Latency, api_key: str, fault_rate: float = 0.0) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -26,7 +26,7 @@ async def _serve(latency: Latency, api_key: str) -> None:
     transcriber = FixtureTranscriber(load_script())
     # Nothing reads the recorded requests here; keep none, so memory stays flat.
     async with StandinOpenAI(
-        latency, transcriber=transcriber, api_key=api_key, max_recorded=0
+        latency, transcriber=transcriber, api_key=api_key, max_recorded=0, fault_rate=fault_rate
     ) as api:
         sys.stdout.write(f"READY {api.base_url}\n")
         sys.stdout.flush()
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tts-first-byte-ms", type=float, default=typical.tts_first_byte_ms)
     parser.add_argument("--tts-realtime-factor", type=float, default=typical.tts_realtime_factor)
     parser.add_argument("--api-key", default="sk-standin")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests faulted")
     args = parser.parse_args(argv)
     latency = Latency(
         args.stt_ms,
@@ -54,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
 
-            uvloop.run(_serve(latency, args.api_key))
+            uvloop.run(_serve(latency, args.api_key, args.fault_rate))
         except ImportError:
-            asyncio.run(_serve(latency, args.api_key))
+            asyncio.run(_serve(latency, args.api_key, args.fault_rate))
     return 0
 
 
