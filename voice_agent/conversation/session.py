@@ -273,7 +273,7 @@ class CallSession:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         # A cancelled task keeps its traceback, whose frames hold this session.
-        self._watch = None
+        self._watch = self._task = None
         self._listener.close()
         if self._reply is not None:
             self._reply.cancelled = True
