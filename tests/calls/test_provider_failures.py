@@ -43,6 +43,7 @@ def cascade_settings(cascade_settings: Callable[..., Settings]) -> Callable[...,
 
     return make
 
+
 ERRORS = "voice_agent_provider_errors_total"
 
 
