@@ -134,7 +134,7 @@ async def test_many_calls_with_random_faults_leave_nothing_behind(
     )
     for stat in stats[:5]:
         print("  ", stat)
-    assert faults >= calls // 2  # the faults really happened, several per batch
+    assert faults >= calls // 4  # the faults really happened, several per batch
     assert tasks1 == tasks0 == 0
     assert fds1 <= fds0 + 8  # pooled keep-alive connections may differ by a few
     assert growth < 2 * 2**20, growth
