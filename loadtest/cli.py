@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 endpointing_ms=args.endpointing_ms,
                 pipeline=args.pipeline,
                 realtime_response_ms=args.realtime_response_ms,
+                fault_rate=args.faults,
             )
             with console.status("starting the server and the stand-in providers…"):
                 try:

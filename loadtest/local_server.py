@@ -47,6 +47,8 @@ class ServerOptions:
     log_level: str = "warning"
     pipeline: str = "cascade"
     realtime_response_ms: float = 450.0
+    #: Share of provider requests the stand-in answers with a random fault (#16).
+    fault_rate: float = 0.0
 
 
 def free_port() -> int:
@@ -86,6 +88,7 @@ def _start_standin(
         f"--tts-first-byte-ms={lat.tts_first_byte_ms}",
         f"--tts-realtime-factor={lat.tts_realtime_factor}",
         f"--api-key={api_key}",
+        f"--fault-rate={options.fault_rate}",
     ]
     if options.pipeline == "realtime":
         command += ["--realtime", f"--realtime-response-ms={options.realtime_response_ms}"]

@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--seed", type=int, default=1)
     run.add_argument(
+        "--faults",
+        type=float,
+        default=0.0,
+        help="share of provider requests (0-1) the stand-in answers with a random fault:"
+        " 500, 429 + Retry-After, a hang, a first token that never comes, a stream cut",
+    )
+    run.add_argument(
         "--known-callers",
         type=float,
         default=0.0,

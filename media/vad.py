@@ -4,12 +4,19 @@ WebRTC's VAD keeps answering "speech" for 60-100 ms after speech has fallen to t
 noise floor (its hangover), which would make every turn end that much later. A frame
 the VAD calls speech is therefore also required to be louder than ``min_level_dbfs``;
 the check costs about a microsecond and runs only on frames the VAD calls speech.
+
+With ``adaptive=True`` that level is not fixed but follows the line's noise floor
+(``media.noise_floor``): a quiet caller on a quiet line is heard, and line noise that
+the VAD takes for speech is not. Then every frame's energy is measured (the floor has
+to see the noise), a microsecond more per frame.
 """
 
 from __future__ import annotations
 
 import _webrtcvad  # the C half of webrtcvad-wheels; see VoiceActivity.is_speech for why
 import numpy as np
+
+from media.noise_floor import NoiseFloor
 
 __all__ = ["FRAME_MS_CHOICES", "SAMPLE_RATE_CHOICES", "Frame", "VoiceActivity"]
 
@@ -26,13 +33,22 @@ class VoiceActivity:
     be bytes or a C-contiguous int16 array (straight from ``media.mulaw.decode``).
     """
 
-    __slots__ = ("_aggressiveness", "_energy_floor", "_frame_sizes", "_sample_rate", "_vad")
+    __slots__ = (
+        "_aggressiveness",
+        "_energy_floor",
+        "_frame_sizes",
+        "_noise",
+        "_sample_rate",
+        "_vad",
+    )
 
     def __init__(
         self,
         aggressiveness: int = 2,
         sample_rate: int = 8000,
         min_level_dbfs: float | None = -50.0,
+        adaptive: bool = False,
+        margin_db: float = 6.0,
     ) -> None:
         if isinstance(aggressiveness, bool) or aggressiveness not in (0, 1, 2, 3):
             raise ValueError(f"aggressiveness must be 0, 1, 2 or 3, got {aggressiveness!r}")
@@ -49,6 +65,12 @@ class VoiceActivity:
         # sum(x*x) / n without taking a square root or a log per frame.
         self._energy_floor = (
             0.0 if min_level_dbfs is None else (32768.0 * 10 ** (min_level_dbfs / 20)) ** 2
+        )
+        # Adaptive: min_level_dbfs (if given) is only the lowest the gate may go.
+        self._noise = (
+            NoiseFloor(margin_db, -62.0 if min_level_dbfs is None else min_level_dbfs)
+            if adaptive
+            else None
         )
         self._vad = _webrtcvad.create()
         _webrtcvad.init(self._vad)
@@ -85,6 +107,14 @@ class VoiceActivity:
                 f"int16 at {self._sample_rate} Hz), got {size}"
             )
         samples = size >> 1
+        if self._noise is not None:
+            pcm = frame if isinstance(frame, np.ndarray) else np.frombuffer(frame, dtype=np.int16)
+            as_float = pcm.astype(np.float32)
+            mean_square = float(np.dot(as_float, as_float)) / samples
+            loud = mean_square > self._noise.threshold(mean_square)
+            # The VAD sees every frame either way: its own noise model adapts on them.
+            voiced = _webrtcvad.process(self._vad, self._sample_rate, frame, samples)
+            return bool(voiced) and loud
         if not _webrtcvad.process(self._vad, self._sample_rate, frame, samples):
             return False
         if not self._energy_floor:

@@ -7,6 +7,7 @@ from prompts.definition import (
     Extractor,
     FaqEntry,
     PlaybookStep,
+    TurnTaking,
     tidy_speech,
 )
 from prompts.loader import (
@@ -35,6 +36,7 @@ __all__ = [
     "Extractor",
     "FaqEntry",
     "PlaybookStep",
+    "TurnTaking",
     "allowed_variables",
     "load_agent",
     "load_agents",

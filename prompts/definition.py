@@ -98,6 +98,26 @@ class AnalysisSchema:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnTaking:
+    """When the caller's turn is over, and what counts as an interruption (#18).
+
+    ``text_aware`` off: a turn ends after a fixed silence (``silence_ms``, or the
+    server's ENDPOINTING_SILENCE_MS when 0). On: at ``speculation_ms`` into a pause the
+    turn so far is transcribed, and the wait becomes ``min_wait_ms`` when it reads as
+    finished, ``max_wait_ms`` when it is visibly going on (a trailing "and", half a
+    phone number), the silence wait otherwise. ``interruption_min_ms``: voice needed to
+    interrupt the agent (0: the server's BARGE_IN_MIN_MS).
+    """
+
+    text_aware: bool = False
+    speculation_ms: int = 200
+    min_wait_ms: int = 200
+    max_wait_ms: int = 1500
+    silence_ms: int = 0
+    interruption_min_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class AgentDefinition:
     slug: str
     name: str
@@ -154,6 +174,8 @@ class AgentDefinition:
     #: known callers hear the usual greeting.
     returning_greeting: str = ""
     analysis: AnalysisSchema = field(default_factory=AnalysisSchema)
+    # --- turn-taking (#18) -----------------------------------------------------------
+    turn_taking: TurnTaking = field(default_factory=TurnTaking)
 
     def greeting_for(self, variables: Mapping[str, str]) -> str:
         """The greeting template for this call: the returning caller's when we know them."""

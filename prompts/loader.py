@@ -24,6 +24,7 @@ from prompts.definition import (
     FaqEntry,
     FieldType,
     PlaybookStep,
+    TurnTaking,
 )
 
 #: Tools an agent may be given; the conversation core knows how to run exactly these.
@@ -82,8 +83,17 @@ _TOP_KEYS = frozenset(
         "links",
         "sms_tools",
         "analysis",
+        "turn_taking",
     )
 )
+#: [turn_taking] keys: name -> (lowest, highest) for the ms values.
+_TURN_RANGES = {
+    "speculation_ms": (60, 1000),
+    "min_wait_ms": (60, 3000),
+    "max_wait_ms": (100, 5000),
+    "silence_ms": (0, 5000),
+    "interruption_min_ms": (0, 2000),
+}
 _STEP_KEYS = frozenset({"id", "slot", "ask", "extract", "reprompt", "ack", "decline"})
 _FAQ_KEYS = frozenset({"question", "answer", "keywords"})
 _ANALYSIS_KEYS = frozenset({"fields", "instructions"})
@@ -255,6 +265,7 @@ class _Reader:
             raise self.fail("transfer_number", "missing, but 'transfer_call' is in tools")
 
         analysis = self.analysis(raw.get("analysis", {}), {step.slot for step in steps})
+        turn_taking = self.turn_taking(raw.get("turn_taking", {}))
         known = set(variables) | {step.slot for step in steps} | set(links) | set(CALLER_VARIABLES)
         templates = {key: values[key] for key in _TEMPLATE_FIELDS if values.get(key)}
         if transfer_number:
@@ -275,10 +286,31 @@ class _Reader:
             links=links,
             sms_tools=sms_tools,
             analysis=analysis,
+            turn_taking=turn_taking,
             transfer_number=transfer_number,
             voice=voice,
             **values,
         )
+
+    def turn_taking(self, value: Any) -> TurnTaking:
+        if not isinstance(value, dict):
+            raise self.fail("turn_taking", "must be a table ([turn_taking])")
+        self.no_unknown_keys(value, frozenset({"text_aware", *_TURN_RANGES}), "turn_taking.")
+        out: dict[str, Any] = {}
+        if "text_aware" in value:
+            if not isinstance(value["text_aware"], bool):
+                raise self.fail("turn_taking.text_aware", "must be true or false")
+            out["text_aware"] = value["text_aware"]
+        for key, (low, high) in _TURN_RANGES.items():
+            if key in value:
+                item = value[key]
+                if isinstance(item, bool) or not isinstance(item, int) or not low <= item <= high:
+                    raise self.fail(f"turn_taking.{key}", f"must be an integer in [{low}, {high}]")
+                out[key] = item
+        taking = TurnTaking(**out)
+        if taking.min_wait_ms > taking.max_wait_ms:
+            raise self.fail("turn_taking.min_wait_ms", "must not exceed max_wait_ms")
+        return taking
 
     def no_unknown_keys(self, raw: Mapping[str, Any], allowed: frozenset[str], prefix: str) -> None:
         for key in raw:

@@ -111,6 +111,7 @@ def create_app(
         app.state.dashboard.billing = runtime.billing
         app.state.dashboard.outbox = runtime.outbox
         app.state.dashboard.crm = runtime.crm
+        app.state.dashboard.studio = runtime.agent_studio
         log.info(
             "ready: pipeline %s, agents %s, database %s",
             runtime.pipeline.name,

@@ -207,7 +207,7 @@ class CallTap:
             return
         summary = transfer_summary(self.call, self._agent, list(self._caller_said))
         if not await self._transfers.transfer(
-            self.call.call_sid, number, summary, self._agent.slug
+            self.call.call_sid, number, summary, self._agent.slug, self.call.tenant
         ):
             await self._line.hangup()
 

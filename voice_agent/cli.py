@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     backup_check.add_argument(
         "--server", help="PostgreSQL URL to restore on (default: DATABASE_URL's server)"
     )
+    events = commands.add_parser("events", help="signed events for n8n and other receivers")
+    events_commands = events.add_subparsers(
+        dest="events_command", required=True, parser_class=_Parser
+    )
+    from voice_agent.events.replay import add_arguments as replay_arguments
+
+    replay_arguments(events_commands.add_parser("replay", help="re-send stored events"))
 
     from loadtest.options import add_arguments as loadtest_arguments
 
@@ -102,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = _parser().parse_args(argv)
-    quiet = args.command in ("demo", "transcript", "db", "user", "tenant", "backup")
+    quiet = args.command in ("demo", "transcript", "db", "user", "tenant", "backup", "events")
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -138,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return add_user(args)
         if args.command == "backup":
             return _backup_check(args)
+        if args.command == "events":
+            return _events(args)
         if args.command == "loadtest":
             from loadtest.cli import run as run_loadtest
 
@@ -252,6 +261,16 @@ async def _transcript(call_sid: str, as_json: bool) -> int:
     else:
         sys.stdout.write(transcript_text(call) + "\n")
     return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    from voice_agent.events.replay import ReplayUsageError, run
+
+    try:
+        return asyncio.run(run(args, load_settings()))
+    except ReplayUsageError as exc:
+        print(f"voice-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 async def _call(args: argparse.Namespace) -> int:

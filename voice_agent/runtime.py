@@ -32,6 +32,8 @@ from voice_agent.crm.memory import crm_finder
 from voice_agent.crm.service import CrmService
 from voice_agent.crm.setup import build_crm
 from voice_agent.drain import Drain
+from voice_agent.events.emitter import Events
+from voice_agent.events.setup import analysis_hook, build_events
 from voice_agent.logs import bind_call
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
@@ -133,6 +135,8 @@ class Runtime:
 
     #: #13: tenants' own agents (drafts, publishing); `agents` is then an AgentBook.
     agent_studio: AgentStudio | None = None
+    #: #12: signed events for n8n (voice_agent.events): ``runtime.events.emit(...)``.
+    events: Events | None = None
 
     @property
     def default_agent(self) -> AgentDefinition:
@@ -156,6 +160,7 @@ class Runtime:
             media_timeout_s=s.media_timeout_s,
             max_call_s=s.max_call_s,
             call_warning_s=s.call_warning_s,
+            adaptive_noise_floor=s.adaptive_noise_floor,
         )
 
     async def open_session(
@@ -166,6 +171,10 @@ class Runtime:
         # session's tasks, which inherit the context).
         bind_call(start.call_sid, tenant)
         found, version = self.agent_for(tenant, data.get("agent", ""))
+        if data.get("draft") == "1" and self.agent_studio is not None:
+            # The portal's browser tester (#13) runs the draft, not the published version.
+            found = await self.agent_studio.draft_definition(tenant, data.get("agent", ""))
+            version = None
         agent = found or self.default_agent
         direction = "outbound" if data.get("direction") == "outbound" else "inbound"
         variables = call_variables(data)
@@ -190,7 +199,7 @@ class Runtime:
             agent=agent.slug,
             pipeline=self.pipeline.name,
             variables=variables,
-            agent_version=version if found is not None else None,
+            agent_version=version,
             is_test=data.get("test") == "1",
         )
         resumed = data.get("resume", "") != "" and self.resume is not None
@@ -285,6 +294,8 @@ class Runtime:
             await self.agent_studio.updates.aclose()
         if self.analysis is not None:
             await self.analysis.aclose()
+        if self.events is not None:
+            await self.events.aclose()
         if self.sms is not None:
             await self.sms.aclose()
         if self.recordings is not None:
@@ -428,10 +439,12 @@ async def build_runtime(
     runtime.memory = CallerMemory(crm_finder(database), settings.caller_memory_ttl_s)
     runtime.crm = build_crm(settings, database, runtime.outbox, runtime.memory, clock, redis_client)
     runtime.crm.start(database)  # leads and calls whose CRM write was missed
-    sinks: list[SessionSink] = [runtime.recorder, FollowUpSink(runtime.sms)]
+    runtime.events, call_events = await build_events(runtime)
+    sinks: list[SessionSink] = [runtime.recorder, call_events, FollowUpSink(runtime.sms)]
     if settings.analysis_enabled:
         runtime.analysis = build_analysis(settings, database, writes, agents, runtime.memory, clock)
         runtime.analysis.on_analyzed.append(runtime.crm.analysis_hook)
+        runtime.analysis.on_analyzed.append(analysis_hook(runtime.events))
         runtime.analysis.start()
         sinks.append(runtime.analysis)
     runtime.session_sink = TeeSink(*sinks)

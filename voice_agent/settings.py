@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     max_call_s: int = Field(default=3600, ge=0)
     call_warning_s: int = Field(default=60, ge=0)
 
+    # --- turn-taking (#18) ---------------------------------------------------------------
+    #: The VAD's level gate follows the line's noise floor (quiet callers, noisy lines);
+    #: false: the fixed -50 dBFS gate.
+    adaptive_noise_floor: bool = True
+
     @field_validator("public_base_url")
     @classmethod
     def _origin(cls, value: str) -> str:
@@ -217,12 +222,36 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters (it signs dashboard sessions)")
         return value or None
 
+    @field_validator("events_webhook_url")
+    @classmethod
+    def _events_url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "")
+        if value and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError("must be an http(s) URL such as https://n8n.example.com/webhook/x")
+        return value or None
+
+    @field_validator("events_webhook_secret")
+    @classmethod
+    def _events_secret(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from voice_agent.events.secret import check_secret
+
+        check_secret(value)  # ValueError naming what is wrong
+        return value
+
     @model_validator(mode="after")
     def _pipeline(self) -> Settings:
         if self.agent_pipeline is None:
             self.agent_pipeline = "cascade" if self.openai_api_key else "offline"
         if self.agent_pipeline in ("cascade", "realtime") and not self.openai_api_key:
             raise ValueError(f"AGENT_PIPELINE={self.agent_pipeline} needs OPENAI_API_KEY")
+        return self
+
+    @model_validator(mode="after")
+    def _events(self) -> Settings:
+        if self.events_webhook_url and not self.events_webhook_secret:
+            raise ValueError("EVENTS_WEBHOOK_URL needs EVENTS_WEBHOOK_SECRET (whsec_…)")
         return self
 
     @property

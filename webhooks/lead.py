@@ -181,6 +181,8 @@ async def lead(request: Request) -> Response:
         taken = await outbound.take_lead(parsed, settings.lead_call_wait_s)
     except _STORAGE_ERRORS as exc:
         return _unavailable(exc)
+    if not taken.duplicate and runtime.events is not None:
+        _lead_created(runtime, taken.lead, taken.call_sid, taken.status)
     payload: dict[str, Any] = {
         "lead_id": taken.lead.id,
         "call_sid": taken.call_sid,
@@ -190,3 +192,26 @@ async def lead(request: Request) -> Response:
     if taken.due_at is not None:
         payload["scheduled_at"] = taken.due_at.isoformat()
     return JSONResponse(payload, status_code=202)
+
+
+def _lead_created(runtime: Runtime, stored: Lead, call_sid: str | None, status: str) -> None:
+    """The lead.created event (its id derives from the lead's: a repost changes nothing)."""
+    assert runtime.events is not None
+    runtime.events.emit(
+        stored.tenant,
+        "lead.created",
+        {
+            "lead_id": stored.id,
+            "first_name": stored.first_name,
+            "last_name": stored.last_name,
+            "email": stored.email,
+            "phone": stored.phone,
+            "source": stored.source,
+            "fields": stored.fields or {},
+            "status": stored.status,
+            "call_sid": call_sid,
+            "call_status": status,
+        },
+        key=f"lead:{stored.id}",
+        at=stored.created_at,
+    )

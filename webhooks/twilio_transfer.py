@@ -36,7 +36,9 @@ async def transfer_result(request: Request) -> Response:
         return PlainTextResponse("invalid Twilio signature", status_code=403)
     query = request.query_params
     number, stage = query.get("number", ""), query.get("stage", "warm")
-    agent = runtime.agents.get(query.get("agent", ""))
+    tenant = query.get("tenant", "")
+    agent = runtime.agent_for(tenant, query.get("agent", ""))[0] if tenant else None
+    agent = agent or runtime.agents.get(query.get("agent", ""))
     apology = _FALLBACK_APOLOGY
     if agent is not None and agent.transfer_unavailable:
         apology = agent.render_speech(agent.transfer_unavailable) + " Goodbye."
@@ -44,7 +46,7 @@ async def transfer_result(request: Request) -> Response:
     log.info("call %s: transfer (%s) to %s: %s", form.get("CallSid"), stage, number, dial_status)
     action = warm_transfer.WarmTransfer(
         None, runtime.tokens, runtime.settings.public_base_url, runtime.settings.transfer_ring_s
-    ).action_url(number, agent.slug if agent else "", "cold")
+    ).action_url(number, agent.slug if agent else "", "cold", tenant)
     document = warm_transfer.after_dial(
         dial_status, stage, number, apology, action, runtime.settings.transfer_ring_s
     )

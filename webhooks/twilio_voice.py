@@ -83,7 +83,7 @@ async def _call_data(
             "agent": runtime.default_agent.slug,
             "direction": "inbound",
         }
-    agent = runtime.agents.get(data["agent"])
+    agent = runtime.agent_for(data["tenant"], data["agent"])[0]  # the tenant's own (#13)
     return await remember_caller(data, runtime.memory, agent, runtime.greetings)
 
 

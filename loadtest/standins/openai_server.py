@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
 import re
 import time
 import uuid
@@ -109,6 +110,17 @@ class Failure:
     first_stall_s: float = 0.0
     #: For streams: after this many content pieces the connection is cut mid-stream.
     cut_after: int | None = None
+
+
+#: What `fault_rate` picks from, evenly: an error, a rate limit, a hang before any
+#: answer, a first token that never comes, a stream cut mid-way.
+RANDOM_FAULTS = (
+    Failure(status=500),
+    Failure(status=429, retry_after_s=0.2),
+    Failure(status=None, hang_s=4.0),
+    Failure(status=None, first_stall_s=4.0),
+    Failure(status=None, cut_after=2),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +227,8 @@ class StandinOpenAI:
         api_key: str = "sk-standin",
         max_recorded: int = 10_000,
         speech_chunk_bytes: int = 2 * round(SPEECH_CHUNK_S * SPEECH_RATE),
+        fault_rate: float = 0.0,
+        fault_seed: int = 1,
     ) -> None:
         self.latency = latency or Latency()
         self.api_key = api_key
@@ -230,6 +244,9 @@ class StandinOpenAI:
         self.served: Counter[str] = Counter()
         #: Faults injected, per endpoint.
         self.faults: Counter[str] = Counter()
+        #: Share of requests given a random fault (see RANDOM_FAULTS), for load tests.
+        self.fault_rate = fault_rate
+        self._random = random.Random(fault_seed)
         self._failures: dict[str, Failure] = {}
         #: Faults for the next structured replies, one each (see `malform_structured`).
         self._structured_faults: deque[str] = deque()
@@ -355,6 +372,19 @@ class StandinOpenAI:
     async def _inject(self, endpoint: str) -> tuple[Response | None, Failure | None]:
         """Apply a configured fault: (error response or None, the stream's fault)."""
         failure = self._failures.get(endpoint)
+        if failure is None and self.fault_rate and self._random.random() < self.fault_rate:
+            failure = self._random.choice(RANDOM_FAULTS)
+            failure = Failure(
+                failure.status,
+                failure.hang_s,
+                failure.stall_s,
+                None,
+                failure.retry_after_s,
+                failure.first_stall_s,
+                failure.cut_after,
+            )
+            self.faults[endpoint] += 1
+            return await self._apply(failure)
         if failure is None:
             return None, None
         if failure.times is not None:
@@ -362,6 +392,9 @@ class StandinOpenAI:
             if failure.times <= 0:
                 del self._failures[endpoint]
         self.faults[endpoint] += 1
+        return await self._apply(failure)
+
+    async def _apply(self, failure: Failure) -> tuple[Response | None, Failure | None]:
         if failure.hang_s > 0:
             await self._hang(failure.hang_s)
         if failure.status is not None:

@@ -110,6 +110,8 @@ class Faults:
     stall_s: float = 0.0
     #: Drop the socket (no close frame) once the next response has sent this much audio.
     drop_after_ms: float | None = None
+    #: Every new session waits this long before `session.created` (a slow connect).
+    connect_delay_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -230,7 +232,7 @@ class _Connection:
         elif kind == "conversation.item.truncate":
             await self.truncate(event)
         elif kind == "input_audio_buffer.commit":
-            await self.commit(self.buffer_start_ms + len(self.buffer) / 8.0)
+            await self.commit(self.take_buffer(self.buffer_start_ms + len(self.buffer) / 8.0))
         elif kind == "input_audio_buffer.clear":
             self.buffer_start_ms += len(self.buffer) / 8.0
             self.buffer.clear()
@@ -281,6 +283,11 @@ class _Connection:
             )
             return
         self.record.truncations.append(Truncation(item_id, end_ms, audio_ms))
+        # The model forgets what was not heard: its transcript is cut to the same share.
+        for message in self.messages:
+            if message.get("id") == item_id and audio_ms > 0:
+                text = str(message.get("content") or "")
+                message["content"] = text[: int(len(text) * end_ms / audio_ms)]
         await self.send(
             {
                 "type": "conversation.item.truncated",
@@ -320,7 +327,7 @@ class _Connection:
                 self.in_speech = False
                 self.voiced_ms = 0
                 end_ms = now_ms - self.silent_ms
-                self.spawn(self.speech_stopped(end_ms, now_ms))
+                self.spawn(self.speech_stopped(end_ms, self.take_buffer(now_ms)))
             elif not self.in_speech and len(self.buffer) > 8 * 1000:
                 # Keep a second of lead-in; the rest of the silence is not a turn.
                 drop = len(self.buffer) - 4000
@@ -342,14 +349,19 @@ class _Connection:
             if td.get("interrupt_response", True):
                 await self.cancel_response()
 
-    async def speech_stopped(self, end_ms: float, now_ms: float) -> None:
+    async def speech_stopped(self, end_ms: float, audio: bytes) -> None:
         await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": int(end_ms)})
-        await self.commit(now_ms)
+        await self.commit(audio)
 
-    async def commit(self, now_ms: float) -> None:
+    def take_buffer(self, now_ms: float) -> bytes:
+        """The turn's audio, taken at once: frames appended before the commit's events go
+        out belong to the next turn (and the lead-in trim must not eat this one)."""
         audio = bytes(self.buffer)
         self.buffer_start_ms = now_ms
         self.buffer.clear()
+        return audio
+
+    async def commit(self, audio: bytes) -> None:
         item_id = _id("item")
         transcript = self.server.transcribe(audio)
         self.messages.append({"role": "user", "content": transcript, "id": item_id})
@@ -672,6 +684,8 @@ class StandinRealtime:
             return
         self._connections.add(connection)
         try:
+            if self.faults.connect_delay_s:
+                await asyncio.sleep(self.faults.connect_delay_s)
             await connection.send({"type": "session.created", "session": connection.session_view()})
             async for message in ws:
                 try:

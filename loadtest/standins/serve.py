@@ -21,7 +21,9 @@ from loadtest.standins.openai_server import Latency, StandinOpenAI
 from loadtest.standins.realtime_server import RealtimeLatency, StandinRealtime
 
 
-async def _serve(latency: Latency, api_key: str, realtime: RealtimeLatency | None) -> None:
+async def _serve(
+    latency: Latency, api_key: str, realtime: RealtimeLatency | None, fault_rate: float = 0.0
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -30,7 +32,13 @@ async def _serve(latency: Latency, api_key: str, realtime: RealtimeLatency | Non
     # Nothing reads the recorded requests here; keep none, so memory stays flat.
     async with contextlib.AsyncExitStack() as stack:
         api = await stack.enter_async_context(
-            StandinOpenAI(latency, transcriber=transcriber, api_key=api_key, max_recorded=0)
+            StandinOpenAI(
+                latency,
+                transcriber=transcriber,
+                api_key=api_key,
+                max_recorded=0,
+                fault_rate=fault_rate,
+            )
         )
         ready = f"READY {api.base_url}"
         if realtime is not None:
@@ -56,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default="sk-standin")
     parser.add_argument("--realtime", action="store_true", help="serve the Realtime stand-in too")
     parser.add_argument("--realtime-response-ms", type=float, default=RealtimeLatency.response_ms)
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests faulted")
     args = parser.parse_args(argv)
     latency = Latency(
         args.stt_ms,
@@ -69,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import uvloop
 
-            uvloop.run(_serve(latency, args.api_key, realtime))
+            uvloop.run(_serve(latency, args.api_key, realtime, args.fault_rate))
         except ImportError:
-            asyncio.run(_serve(latency, args.api_key, realtime))
+            asyncio.run(_serve(latency, args.api_key, realtime, args.fault_rate))
     return 0
 
 

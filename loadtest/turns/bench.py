@@ -137,6 +137,7 @@ def replay(
     silence_ms: int,
     waits: TurnWaits | None,
     transcribe: Transcriber | None,
+    adaptive: bool = True,
 ) -> tuple[float | None, int]:
     """Ms from the true end to the end decision (negative: cut off; None: never ended),
     and how many speculative transcripts were made."""
@@ -174,6 +175,7 @@ def replay(
         on_pause=on_pause if waits is not None else None,
         clock=lambda: now[0],
         wall=lambda: now[0],
+        adaptive_floor=adaptive,
     )
     audio = turn.ulaw
     for index in range(len(audio) // FRAME_BYTES):
@@ -292,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--default-silence", type=int, default=500)
     parser.add_argument("--default-min", type=int, default=TurnWaits().min_wait_ms)
     parser.add_argument("--default-max", type=int, default=TurnWaits().max_wait_ms)
-    parser.add_argument("--default-base", type=int, default=None)
+    parser.add_argument("--default-base", type=int, default=1000)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     turns = load_turns()
@@ -301,9 +303,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     silence = [evaluate(turns, ms, None, None) for ms in range(200, 1700, 100)]
     aware: list[Point] = []
-    for base in (400, 500, 600, 700, 800, 1000):
+    for base in (400, 500, 600, 700, 800, 1000, 1200):
         for minimum in (100, 150, 200, 250, 300, 400):
-            for maximum in (1000, 1200, 1500):
+            for maximum in (1000, 1200, 1500, 1800):
                 if minimum > base or maximum < base:
                     continue
                 waits = TurnWaits(200, minimum, maximum)
@@ -314,10 +316,12 @@ def main(argv: list[str] | None = None) -> None:
     new = evaluate(turns, base, TurnWaits(200, args.default_min, args.default_max), transcribe)
     transcribe.save()
     times = [ms for _text, ms in transcribe._cache.values()]
-    title = (
-        f"{len(turns)} turns, {args.model_name} speculative STT "
-        f"(median {np.median(times):.0f} ms per transcript)"
+    stt = (
+        f"taken as {args.stt_ms:.0f} ms"
+        if args.stt_ms is not None
+        else f"measured, median {np.median(times):.0f} ms"
     )
+    title = f"{len(turns)} turns, {args.model_name} speculative STT ({stt} per transcript)"
     plot(silence, aware, (old, new), args.out / "endpointing.png", title)
     result = {
         "turns": len(turns),

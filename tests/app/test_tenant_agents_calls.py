@@ -114,3 +114,54 @@ async def test_publish_in_one_worker_greets_in_the_other(
         f"publish -> other worker uses v2 (greeting made): {seen_ms:.1f} ms;"
         f" -> first call greeted: {first_call_ms:.1f} ms"
     )
+
+
+async def test_outbound_call_greets_with_the_tenants_agent(
+    cascade_settings: Callable[..., Settings],
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    from tests.app.twilio_side import sign
+    from voice_agent.storage.scheduled_calls import ScheduledCall
+
+    settings = cascade_settings()
+    async with running_server(settings) as runtime:
+        await _tenant(runtime, "acme", "Acme Plumbing", ACME)
+        scheduled_id = await runtime.scheduled_calls.add(
+            ScheduledCall(
+                tenant="acme",
+                to_number="+14155550177",
+                due_at=datetime.now(UTC) + timedelta(days=1),  # the dialer leaves it alone
+                reason="manual",
+                context={"first_name": "Sam"},
+            )
+        )
+        call_sid = new_call_sid()
+        url = f"{settings.public_base_url}/twilio/voice?scheduled={scheduled_id}"
+        params = voice_params(
+            call_sid,
+            Direction="outbound-api",
+            From=ACME,
+            To="+14155550177",
+            CallStatus="in-progress",
+        )
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(
+                url, data=params, headers={"X-Twilio-Signature": sign(url, params)}
+            )
+        assert answer.status_code == 200, answer.text
+        token = stream_from_twiml(answer.text)[1]["token"]
+        stream = await open_stream(settings, call_sid)
+        try:
+            await stream.start(token)
+            await until(lambda: len(stream.agent_audio) > 800, 10.0, "greeting audio")
+            await stream.stop()
+        finally:
+            await stream.aclose()
+        assert await runtime.writes.flush(5.0)
+        stored = await runtime.calls.get_call(call_sid)
+    assert stored is not None
+    assert stored.turns[0].text.startswith("Hi Sam, this is")
+    assert "from Acme Plumbing" in stored.turns[0].text

@@ -53,8 +53,8 @@ async def test_a_cascade_call_is_metered_as_the_providers_saw_it(
     assert usage
     assert total("llm_input_tokens") == sum(u["prompt_tokens"] for u in usage)
     assert total("llm_output_tokens") == sum(u["completion_tokens"] for u in usage)
-    # The greeting and the recovery phrases are the phrase cache's, made at start-up for
-    # every call alike.
+    # The greeting is the phrase cache's, made at start-up for every call alike, and so
+    # are the recovery phrases (#16).
     greetings = {a.render_speech(a.greeting) for a in load_agents().values()}
     greetings |= set(RECOVERY_PHRASES)
     spoken = [r.body["input"] for r in standin.recorded("speech")]

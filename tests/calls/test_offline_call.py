@@ -64,8 +64,10 @@ async def test_whole_offline_call(
     assert not [t for t in result.media_times if clear_at < t < barge.speech_end_at]
     interrupted = [t for t in stored.turns if t.interrupted]
     assert len(interrupted) == 1 and interrupted[0].role == "agent"
-    cut_index = stored.turns.index(interrupted[0])
-    assert stored.turns[cut_index + 1].role == "caller"
+    # (A recovery phrase, an "event" row, may come between when a reply runs late.)
+    spoken = [t for t in stored.turns if t.role != "event"]
+    cut_index = spoken.index(interrupted[0])
+    assert spoken[cut_index + 1].role == "caller"
 
     # The goodbye ends the call from the agent's side, after it was heard in full.
     assert result.ended_by_server

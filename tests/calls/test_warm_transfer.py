@@ -80,7 +80,10 @@ async def test_warm_transfer_whispers_a_summary_then_falls_back(
         cold_dial = ET.fromstring(cold.text).find("Dial")
         assert cold_dial is not None and cold_dial.text == receptionist.transfer_number
         assert cold_dial.find("Number") is None
-        assert dict(parse_qsl(urlsplit(cold_dial.get("action", "")).query))["stage"] == "cold"
+        cold_query = dict(parse_qsl(urlsplit(cold_dial.get("action", "")).query))
+        assert cold_query["stage"] == "cold"
+        # The tenant travels along, so the apology is its own agent's (#13).
+        assert cold_query["tenant"] == "default"
 
         # Still nobody: the agent's apology, and the call ends.
         apology = await _post(cold_dial.get("action", ""), parent | {"DialCallStatus": "busy"})

@@ -239,3 +239,21 @@ def test_dockerfile_health_check_port_and_command() -> None:
 @pytest.mark.parametrize("needle", ["docker compose build", "docker compose up", ".env.example"])
 def test_readme_says_how_to_build_and_run(needle: str) -> None:
     assert needle in (ROOT / "README.md").read_text()
+
+
+def test_grafana_dashboard_queries_only_metrics_the_server_exports() -> None:
+    import json
+
+    from voice_agent.metrics import Metrics
+
+    exported: set[str] = set()
+    for family in Metrics().registry.collect():
+        # A labelled family has no sample before its first use: the names it will have.
+        exported |= {family.name + suffix for suffix in ("", "_total", "_bucket", "_count")}
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    names: set[str] = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            names |= set(re.findall(r"voice_agent_[a-z0-9_]+", target["expr"]))
+    unknown = names - exported
+    assert names and not unknown, f"the dashboard queries metrics nobody exports: {unknown}"

@@ -137,11 +137,13 @@ async def test_closing_the_cascade_pipeline_closes_each_stages_client(
         agent_pipeline="cascade", openai_api_key=standin.api_key, openai_base_url=standin.base_url
     )
     pipeline = await build_pipeline(settings)
-    tts = pipeline.tts
+    # Each stage is its providers behind retries and breakers (#16): here the primary alone.
+    tts = pipeline.tts.providers[0]  # type: ignore[attr-defined]
     assert isinstance(tts, OpenAITextToSpeech)
     assert [c async for c in tts.synthesize(SENTENCE)]  # the stage's pool has a connection
 
     await pipeline.aclose()
 
     for stage in (pipeline.stt, pipeline.dialogue, pipeline.tts):
-        assert stage._client.is_closed()  # type: ignore[attr-defined]
+        for provider in stage.providers:  # type: ignore[attr-defined]
+            assert provider._client.is_closed()

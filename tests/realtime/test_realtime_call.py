@@ -70,3 +70,15 @@ async def test_a_realtime_call_is_metered_as_the_model_reported(
     assert {r.model for r in rows if r.meter.startswith("realtime_")} == {"gpt-realtime"}
     # No cascade meters: the caller's audio went to the model, not to STT.
     assert not [r for r in rows if r.meter in ("stt_seconds", "llm_input_tokens")]
+
+
+async def test_greeting_plays_at_once_while_the_model_connects(
+    realtime: StandinRealtime, run_call: RunCall, utterances: dict[str, Utterance]
+) -> None:
+    realtime.faults.connect_delay_s = 1.5  # longer than the greeting takes to start
+    run = await run_call([CallerTurn(utterances["goodbye"])])
+    assert run.result.greeting_ms is not None and run.result.greeting_ms < 100
+    agent = load_agents()["receptionist"]
+    assert run.stored.turns[0].text == agent.render_speech(agent.greeting)
+    assert not run.stored.turns[0].interrupted
+    assert run.stored.end_reason == "agent-hangup"

@@ -70,6 +70,16 @@ class AgentStudio:
         await self.repo.audit(tenant.slug, actor, "agent.copied", None, {"agent": slug})
         return agent
 
+    async def draft_definition(self, tenant: str, slug: str) -> AgentDefinition | None:
+        """The draft as a definition, for the portal's testers (None: no such agent)."""
+        agent = await self.repo.find(tenant, slug)
+        if agent is None:
+            return None
+        try:
+            return validate((await self.repo.draft(agent)).data)
+        except AgentDefinitionError:
+            return None
+
     async def create_for_new_tenant(self, tenant: Tenant, actor: str) -> None:
         """A new tenant's agents: its templates with its own business name, published."""
         for slug in dict.fromkeys((tenant.agent, tenant.outbound_agent)):

@@ -38,12 +38,12 @@ class TurnWaits:
 
     At ``speculation_ms`` into a pause the turn's audio is offered for a speculative
     transcript; its verdict then sets the wait: ``min_wait_ms`` for a finished turn,
-    ``max_wait_ms`` for one visibly going on, the ordinary silence wait otherwise (and
-    while no verdict has come back).
+    ``max_wait_ms`` for one visibly going on, the ordinary silence wait otherwise. Until
+    the verdict is back the turn does not end (short of ``max_wait_ms``).
     """
 
     speculation_ms: int = 200
-    min_wait_ms: int = 250
+    min_wait_ms: int = 200
     max_wait_ms: int = 1500
 
 
@@ -77,12 +77,18 @@ class Listener:
         on_pause: Callable[[PausedSpeech], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         wall: Callable[[], float] = time.time,
+        adaptive_floor: bool = False,
+        lowest_dbfs: float = -62.0,
     ) -> None:
         self._on_start = on_start
         self._on_end = on_end
         self._clock = clock
         self._wall = wall
-        self._vad = VoiceActivity(aggressiveness, sample_rate=8000)
+        self._vad = (
+            VoiceActivity(aggressiveness, 8000, min_level_dbfs=lowest_dbfs, adaptive=True)
+            if adaptive_floor
+            else VoiceActivity(aggressiveness, sample_rate=8000)
+        )
         # With text-aware waits the endpointer itself only stops at the longest wait;
         # shorter ones end the turn through end_now().
         self._waits = waits if on_pause is not None else None
@@ -96,6 +102,7 @@ class Listener:
         )
         self._pause = 0  # id of the pause now running (or last run)
         self._offered = False  # this pause's audio has gone out for a verdict
+        self._pending = False  # ... and its verdict has not come back yet
         self._splitter = FrameSplitter(FRAME_BYTES)
         self._audio = bytearray()
         self._origin = 0  # endpointer frame index of the first frame held in _audio
@@ -124,6 +131,7 @@ class Listener:
         known. Ignored once the caller has spoken again (a newer pause) or the turn ended."""
         if pause != self._pause or not self._offered or not self._endpointer.in_speech:
             return
+        self._pending = False
         self._wait_frames = max(1, -(-wait_ms // FRAME_MS))
         silent = self._endpointer.silence_frames
         if silent and silent >= self._wait_frames:
@@ -146,7 +154,8 @@ class Listener:
                 if self._waits is not None:
                     self._pausing(silent)
             elif self._offered:
-                self._offered = False  # the caller went on: that verdict is stale
+                # The caller went on: that verdict is stale.
+                self._offered = self._pending = False
                 self._wait_frames = self._base_frames
             elif not self.speaking and len(self._audio) > 4 * self._keep:
                 self._drop_to(len(self._audio) - self._keep)
@@ -162,14 +171,16 @@ class Listener:
     def _pausing(self, silent: int) -> None:
         if silent == 1:
             self._pause += 1
-            self._offered = False
+            self._offered = self._pending = False
             self._wait_frames = self._base_frames
         if silent == self._speculate_frames and not self._offered:
-            self._offered = True
+            self._offered = self._pending = True
             endpointer = self._endpointer
             audio = self._turn_audio(endpointer.onset_frame, endpointer.end_frame)
             self._on_pause(PausedSpeech(audio, self._pause))
-        if silent >= self._wait_frames:
+        # While the verdict is out, the turn is held (up to the longest wait): ending it
+        # at the ordinary silence would cut off exactly the turns the verdict is for.
+        if silent >= self._wait_frames and not self._pending:
             self._finish(self._endpointer.end_now())
 
     def _turn_audio(self, onset_frame: int, end_frame: int) -> np.ndarray:
@@ -183,7 +194,7 @@ class Listener:
         speech = self._turn_audio(event.onset_frame, event.end_frame)
         self._drop_to(len(self._audio) - self._keep)
         pause = self._pause if self._offered else 0
-        self._offered = False
+        self._offered = self._pending = False
         self._wait_frames = self._base_frames
         onset, end, wall = self._onset_at, self._last_voiced_at, self._onset_wall
         self._on_end(CallerSpeech(speech, onset, end, wall, pause))

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from prompts import AgentDefinition
-from voice_agent.conversation.listener import CallerSpeech, Listener
+from voice_agent.conversation.listener import CallerSpeech, Listener, PausedSpeech, TurnWaits
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.playback import Playback, SpokenReply
 from voice_agent.conversation.ports import (
@@ -30,6 +30,7 @@ from voice_agent.conversation.ports import (
 from voice_agent.conversation.sentences import SentenceSplitter
 from voice_agent.conversation.speaker import Speaker
 from voice_agent.conversation.tool_dispatch import combine, dispatch_tool
+from voice_agent.conversation.turn_end import judge, question_kind
 from voice_agent.providers.base import (
     ChatMessage,
     Pipeline,
@@ -89,6 +90,8 @@ class SessionConfig:
     #: The longest call, and the warning this long before its end (0: no limit).
     max_call_s: float = 0.0
     call_warning_s: float = 60.0
+    #: The VAD's level gate follows the line's noise floor instead of a fixed -50 dBFS.
+    adaptive_noise_floor: bool = True
 
 
 @dataclass(slots=True)
@@ -145,13 +148,28 @@ class CallSession:
         self._history: list[ChatMessage] = []
         self._playback = Playback()
         self._speaker = Speaker(transport, self._playback)
+        # The agent's own turn-taking settings (#18) win over the server's.
+        taking = agent.turn_taking
+        self._silence_ms = taking.silence_ms or config.endpointing_silence_ms
+        self._waits = (
+            TurnWaits(taking.speculation_ms, taking.min_wait_ms, taking.max_wait_ms)
+            if taking.text_aware
+            else None
+        )
         self._listener = Listener(
             self._speech_started,
             self._speech_ended,
-            start_ms=config.barge_in_min_ms,
-            silence_ms=config.endpointing_silence_ms,
+            start_ms=taking.interruption_min_ms or config.barge_in_min_ms,
+            silence_ms=self._silence_ms,
             aggressiveness=config.vad_aggressiveness,
+            waits=self._waits,
+            on_pause=self._paused if self._waits is not None else None,
+            adaptive_floor=config.adaptive_noise_floor,
         )
+        #: Speculative transcripts of the turn so far, by pause (see _paused).
+        self._speculative: dict[int, asyncio.Task[str | None]] = {}
+        #: What the agent last said: the question the caller's turn answers.
+        self._asked = ""
         self._reply: SpokenReply | None = None
         self._reply_ids = 0
         self._task: asyncio.Task[None] | None = None
@@ -245,12 +263,17 @@ class CallSession:
         self._ended = True
         # The agent's own reason (hang-up, transfer) wins over how the socket went down.
         self._end_reason = self._end_reason or reason or "stream-closed"
-        tasks = [t for t in (self._task, *self._background) if t is not None and not t.done()]
+        speculative = self._speculative.values()
+        tasks = [
+            t
+            for t in (self._task, *self._background, *speculative)
+            if t is not None and not t.done()
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         # A cancelled task keeps its traceback, whose frames hold this session.
-        self._watch = None
+        self._watch = self._task = None
         self._listener.close()
         if self._reply is not None:
             self._reply.cancelled = True
@@ -290,14 +313,52 @@ class CallSession:
     def _speech_ended(self, speech: CallerSpeech) -> None:
         if self._closing:
             return
+        # The transcript made at the pause that ended the turn is the turn's transcript;
+        # those of earlier pauses are stale (the caller went on).
+        heard = self._speculative.pop(speech.pause, None) if speech.pause else None
+        for stale in self._speculative.values():
+            stale.cancel()
+        self._speculative.clear()
         if self._unheard:
             # The caller went on talking before the last turn was understood: hear it whole.
             speech.pcm16 = np.concatenate([*self._unheard, speech.pcm16])
             self._unheard.clear()
+            heard = None
         self._interrupt(speech.end_at)  # a DTMF reply may have started meanwhile
-        self._task = self._spawn(self._respond_to_speech(speech))
+        self._task = self._spawn(self._respond_to_speech(speech, heard))
         # Due from the turn's end (the endpointing silence is the caller's own pause).
         self._watch_for_dead_air(time.perf_counter())
+
+    def _paused(self, paused: PausedSpeech) -> None:
+        """A short pause in the caller's turn: transcribe it so far, judge whether it is
+        finished, and tell the listener how long to wait (text-aware end of turn)."""
+        if not self._ended:
+            self._speculative[paused.pause] = asyncio.create_task(
+                self._speculate(paused), context=self._call_context()
+            )
+
+    async def _speculate(self, paused: PausedSpeech) -> str | None:
+        """The transcript of the turn so far (None if it failed); sets the pause's wait."""
+        audio_s = len(paused.pcm16) / 8000.0
+        try:
+            transcript = await self._pipeline.stt.transcribe(paused.pcm16, 8000)
+        except asyncio.CancelledError:
+            self._usage("stt_seconds", audio_s, self._stt_model)
+            raise
+        except ProviderError as exc:
+            log.info("call %s: speculative transcript failed: %s", self.call.call_sid, exc)
+            self._listener.verdict(paused.pause, self._silence_ms)
+            return None  # the ordinary silence wait applies, and the turn is heard again
+        self._usage("stt_seconds", audio_s, self._stt_model)
+        text = transcript.text.strip()
+        waits = self._waits
+        assert waits is not None
+        verdict = judge(text, question_kind(self._asked))
+        wait = {"complete": waits.min_wait_ms, "incomplete": waits.max_wait_ms}.get(
+            verdict, self._silence_ms
+        )
+        self._listener.verdict(paused.pause, wait)
+        return text
 
     def _interrupt(self, onset_at: float) -> None:
         """Barge-in: stop the reply in flight and drop whatever Twilio still has queued.
@@ -344,6 +405,7 @@ class CallSession:
         if reply is None or not reply.sentences:
             return
         text = reply.heard_text() if interrupted else reply.text
+        self._asked = text or self._asked
         if reply.history_index is not None:
             self._history[reply.history_index].content = text or None
         elif text:
@@ -371,23 +433,35 @@ class CallSession:
         await self._heard(reply)
         self._close_reply(interrupted=False)
 
-    async def _respond_to_speech(self, speech: CallerSpeech) -> None:
+    async def _respond_to_speech(
+        self, speech: CallerSpeech, heard: asyncio.Task[str | None] | None = None
+    ) -> None:
         stt_started = time.perf_counter()
-        # Billed by the audio sent, whatever came back (a cancelled request was sent too).
-        audio_s = len(speech.pcm16) / 8000.0
-        try:
-            transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
-        except asyncio.CancelledError:
+        text: str | None = None
+        if heard is not None:
+            # Transcribed (or being transcribed) at the pause: the same audio, billed then.
+            try:
+                text = await heard
+            except asyncio.CancelledError:
+                heard.cancel()
+                self._unheard.append(speech.pcm16)
+                raise
+        if text is None:
+            # Billed by the audio sent, whatever came back (a cancelled request was sent).
+            audio_s = len(speech.pcm16) / 8000.0
+            try:
+                transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
+            except asyncio.CancelledError:
+                self._usage("stt_seconds", audio_s, self._stt_model)
+                self._unheard.append(speech.pcm16)
+                raise
+            except ProviderError as exc:
+                self._provider_failed(exc)
+                await self._apologise()
+                return
             self._usage("stt_seconds", audio_s, self._stt_model)
-            self._unheard.append(speech.pcm16)
-            raise
-        except ProviderError as exc:
-            self._provider_failed(exc)
-            await self._apologise()
-            return
+            text = transcript.text.strip()
         stt_ms = (time.perf_counter() - stt_started) * 1000.0
-        self._usage("stt_seconds", audio_s, self._stt_model)
-        text = transcript.text.strip()
         if not any(ch.isalnum() for ch in text):
             return  # a noise the VAD took for speech: nothing to answer
         self._emit("caller", text, speech.onset_wall, False, None)
@@ -564,12 +638,15 @@ class CallSession:
         )
         self._sink.turn(self.call, event)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _call_context(self) -> contextvars.Context:
         # Each task runs in a copy of the call's context (which names the call for the
         # logs) with the call's tenant set, for the per-tenant provider breakers.
         context = self._context.copy()
         context.run(current_tenant.set, self.call.tenant)
-        return asyncio.create_task(self._guard(work), context=context)
+        return context
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return asyncio.create_task(self._guard(work), context=self._call_context())
 
     def _background_task(self, work: Coroutine[Any, Any, None]) -> None:
         task = self._spawn(work)

@@ -133,12 +133,16 @@ def judge(text: str, question: QuestionKind = "open") -> Verdict:
     if question == "name":
         meaningful = [w for w in words if w not in _NAME_FILLER]
         return "complete" if len(meaningful) >= 2 else "unsure"
+    if question == "phone":
+        return "unsure"  # no number yet: perhaps "it's, uh" and then the digits
     if question == "yes_no" and words[0] in _YES_NO_STARTS:
         return "complete"
     if stripped.endswith("?"):
         return "complete"  # the caller asked something: it is our turn
-    if len(words) >= 2 and stripped[-1:] in ".!":
+    if question != "open" and len(words) >= 2 and stripped[-1:] in ".!":
         return "complete"
+    # An open question ("what can we help you with?") is often answered in several
+    # sentences: a finished one is not yet the end of the answer.
     return "unsure"
 
 

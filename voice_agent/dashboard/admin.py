@@ -8,9 +8,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from voice_agent.agents.book import lookup as tenant_agent
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.billing_pages import month_costs, tenant_billing_context
 from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
+from voice_agent.dashboard.event_pages import tenant_events_context
 from voice_agent.dashboard.people_pages import outbox_context
 from voice_agent.phone import InvalidPhoneNumber, to_e164
 from voice_agent.storage.tenants import NumberTaken, TenantExists, UnknownTenant
@@ -60,6 +62,8 @@ async def tenant_create(request: Request, viewer: Viewer) -> Response:
             fields["timezone"] or "America/New_York",
         )
         await dash.tenants.create(tenant)
+        if dash.studio is not None:  # its own agents, introducing it by its name (#13)
+            await dash.studio.create_for_new_tenant(tenant, viewer.user.email)
     except TenantFieldError as exc:
         errors = {exc.field: exc.message}
     except TenantExists:
@@ -90,10 +94,11 @@ async def _tenant_page(
         tenant=tenant,
         numbers=await dash.tenants.numbers(tenant.slug),
         usage=await dash.usage.this_month(tenant.slug),
-        inbound=dash.agents.get(tenant.agent),
-        outbound=dash.agents.get(tenant.outbound_agent),
+        inbound=tenant_agent(dash.agents, tenant.slug, tenant.agent),
+        outbound=tenant_agent(dash.agents, tenant.slug, tenant.outbound_agent),
         agents=sorted(dash.agents),
         billing=await tenant_billing_context(dash, tenant.slug),
+        events_target=await tenant_events_context(request, tenant.slug),
         **context,
     )
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from voice_agent.dashboard import (
     admin,
+    agent_pages,
     api,
     auth,
     billing_pages,
+    event_pages,
     live_control,
     pages,
     people_pages,
+    testers,
 )
 from voice_agent.dashboard.state import HERE
+from voice_agent.telephony.media_websocket import MediaSocketApp
 
 STATIC_PATH = "/dashboard-static"
 
@@ -43,8 +47,25 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/tenants/{slug}/numbers/remove", admin.tenant_remove_number, methods=["POST"]),
         Route("/tenants/{slug}/branding", admin.tenant_branding, methods=["POST"]),
         Route("/tenants/{slug}/billing", billing_pages.tenant_billing, methods=["POST"]),
+        Route("/tenants/{slug}/events", event_pages.tenant_events, methods=["POST"]),
         Route("/users", admin.users_page),
         Route("/users", admin.user_add, methods=["POST"]),
+        Route("/portal", agent_pages.portal_home),
+        Route("/portal/{tenant}/agents/{slug}", agent_pages.agent_page),
+        Route("/portal/{tenant}/agents/{slug}/draft", agent_pages.agent_save, methods=["POST"]),
+        Route(
+            "/portal/{tenant}/agents/{slug}/publish", agent_pages.agent_publish, methods=["POST"]
+        ),
+        Route(
+            "/portal/{tenant}/agents/{slug}/rollback", agent_pages.agent_rollback, methods=["POST"]
+        ),
+        Route("/portal/{tenant}/agents/{slug}/chat", testers.chat, methods=["POST"]),
+        Route("/portal/{tenant}/agents/{slug}/talk", testers.talk_token, methods=["POST"]),
+        WebSocketRoute(testers.TALK_PATH, MediaSocketApp(testers.talk_socket)),
+        Route("/portal/{tenant}/settings", agent_pages.settings_page),
+        Route("/portal/{tenant}/settings", agent_pages.settings_save, methods=["POST"]),
+        Route("/approvals", agent_pages.approvals_page),
+        Route("/approvals/{approval_id:int}", agent_pages.approval_decide, methods=["POST"]),
         Route("/api/calls", api.api_calls),
         Route("/api/calls/{call_sid}", api.api_call),
         Route("/api/live/events", api.live_events),

@@ -80,6 +80,8 @@ class Dashboard:
     people: PersonViews | None = None
     outbox: OutboxWorker | None = None
     crm: CrmService | None = None
+    #: Tenants' own agents (#13): the portal's drafts, publishing and approvals.
+    studio: Any = None
 
     @classmethod
     def create(

@@ -216,6 +216,10 @@ class ResilientSpeechToText(_Stage):
         self._providers = [p for _, p in providers]
         self.usage_model: str = getattr(self._providers[0], "usage_model", "")
 
+    @property
+    def providers(self) -> list[SpeechToText]:
+        return list(self._providers)
+
     async def transcribe(self, pcm16: np.ndarray, sample_rate: int) -> Transcript:
         last: ProviderError | None = None
         for index, provider in enumerate(self._providers):
@@ -226,7 +230,8 @@ class ResilientSpeechToText(_Stage):
                 try:
                     result = await provider.transcribe(pcm16, sample_rate)
                 except ProviderError as exc:
-                    last = exc
+                    # Kept without its traceback, whose frames include this one.
+                    last = exc.with_traceback(None)
                     self._failed(index, exc)
                     if await self._may_retry(index, exc, attempt):
                         attempt += 1
@@ -234,7 +239,12 @@ class ResilientSpeechToText(_Stage):
                     break
                 self._breaker(index).success()
                 return result
-        raise self._exhausted(last)
+        error, last = self._exhausted(last), None
+        try:
+            raise error
+        finally:
+            # The error's traceback holds this frame: no local may hold the error.
+            del error
 
     async def aclose(self) -> None:
         await _close_all(self._providers)
@@ -274,7 +284,8 @@ class ResilientDialogue(_Stage):
                             else:
                                 yield event
                 except ProviderError as exc:
-                    last = exc
+                    # Kept without its traceback, whose frames include this one.
+                    last = exc.with_traceback(None)
                     self._failed(index, exc)
                     if await self._may_retry(index, exc, attempt):
                         attempt += 1
@@ -282,7 +293,12 @@ class ResilientDialogue(_Stage):
                     break
                 self._breaker(index).success()
                 return
-        raise self._exhausted(last)
+        error, last = self._exhausted(last), None
+        try:
+            raise error
+        finally:
+            # The error's traceback holds this frame: no local may hold the error.
+            del error
 
 
 class ResilientDialogueEngine:
@@ -297,6 +313,10 @@ class ResilientDialogueEngine:
         self._policy = policy or RetryPolicy()
         #: Every call's dialogue stats add up here.
         self.stats = StageStats()
+
+    @property
+    def providers(self) -> list[DialogueEngine]:
+        return [engine for _, engine in self._engines]
 
     def start(self, agent: AgentDefinition, variables: Mapping[str, str]) -> ResilientDialogue:
         dialogue = ResilientDialogue(
@@ -327,6 +347,10 @@ class ResilientTextToSpeech(_Stage):
         self.sample_rate = rates.pop()
         self.usage_model: str = getattr(self._providers[0], "usage_model", "")
 
+    @property
+    def providers(self) -> list[TextToSpeech]:
+        return list(self._providers)
+
     async def synthesize(self, text: str, voice: str | None = None) -> AsyncGenerator[bytes, None]:
         sent = 0  # bytes already passed on, skipped in a re-asked stream
         last: ProviderError | None = None
@@ -347,7 +371,8 @@ class ResilientTextToSpeech(_Stage):
                             sent += len(piece)
                             yield piece
                 except ProviderError as exc:
-                    last = exc
+                    # Kept without its traceback, whose frames include this one.
+                    last = exc.with_traceback(None)
                     self._failed(index, exc)
                     if await self._may_retry(index, exc, attempt):
                         attempt += 1
@@ -355,7 +380,12 @@ class ResilientTextToSpeech(_Stage):
                     break
                 self._breaker(index).success()
                 return
-        raise self._exhausted(last)
+        error, last = self._exhausted(last), None
+        try:
+            raise error
+        finally:
+            # The error's traceback holds this frame: no local may hold the error.
+            del error
 
     async def aclose(self) -> None:
         await _close_all(self._providers)

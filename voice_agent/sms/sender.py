@@ -8,6 +8,7 @@ already been answered. Both carry a status callback naming our stored message.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from voice_agent.sms.segments import count_segments, fit_segments
 from voice_agent.storage.opt_outs import OptOutRepository
@@ -15,6 +16,9 @@ from voice_agent.storage.sms import SmsMessage, SmsRepository, SmsThread
 from voice_agent.telephony.rest import TwilioRest, TwilioRestError
 
 log = logging.getLogger(__name__)
+
+#: (event type, thread, message): what the events package is told of a text.
+TextHook = Callable[[str, SmsThread, SmsMessage], None]
 
 STATUS_PATH = "/twilio/sms/status"
 
@@ -33,6 +37,8 @@ class SmsSender:
         self._rest = rest
         self._base = public_base_url
         self._from = from_number
+        #: Told of each text Twilio accepted ("sms.sent"), for the events package.
+        self.on_text: TextHook | None = None
 
     def status_callback(self, message_id: int) -> str:
         return f"{self._base}{STATUS_PATH}?m={message_id}"
@@ -82,4 +88,7 @@ class SmsSender:
             await self._repo.sent(message.id, status="failed", error_code=code)
             return False
         await self._repo.sent(message.id, status=status, message_sid=sid)
+        if self.on_text is not None:
+            message.status, message.message_sid = status, sid
+            self.on_text("sms.sent", thread, message)
         return True

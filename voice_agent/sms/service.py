@@ -37,7 +37,7 @@ from voice_agent.conversation.text_mode import TextAgent, TextReply, ThreadTurn
 from voice_agent.providers.base import Pipeline
 from voice_agent.sms.keywords import Keyword, classify
 from voice_agent.sms.segments import count_segments
-from voice_agent.sms.sender import SmsSender
+from voice_agent.sms.sender import SmsSender, TextHook
 from voice_agent.sms.thread_locks import ThreadLocks
 from voice_agent.sms.toolbox import ThreadTools, local_zone
 from voice_agent.storage.opt_outs import OptOutRepository
@@ -155,6 +155,9 @@ class SmsService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._locks = thread_locks or ThreadLocks()
         self._closing = False
+        #: Told of every text stored in and handed to Twilio out ("sms.received",
+        #: "sms.sent"), for the events package; must not block.
+        self.on_text: TextHook | None = None
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -182,7 +185,7 @@ class SmsService:
             tenant.slug, sms.from_number, sms.to_number, agent_slug
         )
         try:
-            await self._repo.add_message(
+            received = await self._repo.add_message(
                 thread.id,
                 direction="inbound",
                 body=sms.body,
@@ -194,6 +197,8 @@ class SmsService:
         except DuplicateMessage:
             log.info("sms %s already received (Twilio retry); not answered twice", sms.message_sid)
             return None
+        if self.on_text is not None:
+            self.on_text("sms.received", thread, received)
 
         number = sms.from_number
         keyword = classify(sms.body) or _TWILIO_VERDICTS.get(sms.opt_out_type)
@@ -236,7 +241,7 @@ class SmsService:
         task = self._spawn(self._agent_reply(thread, tenant))
         await asyncio.wait({task}, timeout=self._within)
         if task.done():
-            return await self._inline(task.result())
+            return await self._inline(task.result(), thread)
         # Twilio gives up on slow webhooks: answer now, text the reply when it is ready.
         self._spawn(self._deliver_late(thread, task))
         return None
@@ -285,12 +290,15 @@ class SmsService:
     ) -> InlineReply | None:
         if await self._rate_limited(thread):
             return None
-        return await self._inline(await self.sender.prepare(thread, text, tenant.sms_max_segments))
+        message = await self.sender.prepare(thread, text, tenant.sms_max_segments)
+        return await self._inline(message, thread)
 
-    async def _inline(self, message: SmsMessage | None) -> InlineReply | None:
+    async def _inline(self, message: SmsMessage | None, thread: SmsThread) -> InlineReply | None:
         if message is None:
             return None
         await self._repo.meter_outbound(message)  # Twilio sends what the TwiML holds
+        if self.on_text is not None:
+            self.on_text("sms.sent", thread, message)
         return InlineReply(message.body, self.sender.status_callback(message.id))
 
     async def _rate_limited(self, thread: SmsThread) -> bool:

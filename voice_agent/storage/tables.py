@@ -173,6 +173,10 @@ tenants = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # 0006a: publishing the tenant's agent waits for an admin.
     Column("require_approval", Boolean, nullable=False, server_default=false()),
+    # Where this tenant's events go instead of EVENTS_WEBHOOK_URL (#12, 0006e); read and
+    # written by storage/event_targets.py only, never part of the Tenant record.
+    Column("events_webhook_url", Text, nullable=True),
+    Column("events_webhook_secret", Text, nullable=True),
 )
 
 # The phone numbers a tenant owns: the called number of an inbound call or SMS picks

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from voice_agent.telephony import twiml
 from voice_agent.telephony.direct_frames import DIRECT_FRAMES, SetFrameSink
@@ -92,8 +93,7 @@ class TwilioLine:
                 await self._on_hangup(self.call_sid)
             except Exception:
                 log.exception("call %s: end mark failed", self.call_sid)
-        if self._ws.application_state is WebSocketState.CONNECTED:
-            await self._ws.close()
+        await _close_quietly(self._ws)
 
     async def transfer(self, number: str) -> None:
         if self._rest is None:
@@ -110,6 +110,15 @@ class TwilioLine:
         except TwilioRestError as exc:
             log.error("call %s: transfer to %s failed: %s", self.call_sid, number, exc)
             await self.hangup()
+
+
+async def _close_quietly(websocket: WebSocket) -> None:
+    """Close our side, if the caller's is not already gone. A peer that vanished (the
+    socket cut without a close) makes the close fail; that is the caller's fault, not an
+    error of ours, and its traceback must not keep the call's objects alive."""
+    if websocket.application_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+            await websocket.close()
 
 
 class _CallFrames:
@@ -249,8 +258,7 @@ class MediaStreamEndpoint:
                 log.warning("media stream: %d malformed frames skipped in all", frames.malformed)
             if frames.session is not None:
                 await frames.session.end(reason)
-            if websocket.application_state is WebSocketState.CONNECTED:
-                await websocket.close()
+            await _close_quietly(websocket)
 
     async def _begin(self, websocket: WebSocket, start: Start) -> StreamHandler | None:
         token = start.custom_parameters.get("token", "")

@@ -75,10 +75,15 @@ class WarmTransfer:
         self._base = public_base_url
         self._ring_s = ring_s
 
-    def action_url(self, number: str, agent: str, stage: str) -> str:
-        return _url(self._base, TRANSFER_PATH, number=number, agent=agent, stage=stage)
+    def action_url(self, number: str, agent: str, stage: str, tenant: str = "") -> str:
+        params = {"number": number, "agent": agent, "stage": stage}
+        if tenant:  # the fallback apology is the tenant's own agent's (#13)
+            params["tenant"] = tenant
+        return _url(self._base, TRANSFER_PATH, **params)
 
-    async def transfer(self, call_sid: str, number: str, summary: str, agent: str) -> bool:
+    async def transfer(
+        self, call_sid: str, number: str, summary: str, agent: str, tenant: str = ""
+    ) -> bool:
         """True when Twilio took the new TwiML; False leaves the call to the caller's hangup."""
         if self._rest is None:
             log.error("call %s: transfer needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", call_sid)
@@ -89,7 +94,7 @@ class WarmTransfer:
         )
         document = warm_dial(
             number,
-            action_url=self.action_url(number, agent, "warm"),
+            action_url=self.action_url(number, agent, "warm", tenant),
             whisper_url=_url(self._base, WHISPER_PATH, t=token),
             ring_s=self._ring_s,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
@@ -294,6 +295,11 @@ class OpenAIRealtime:
             timeout=timeout,
             max_retries=0,
         )
+        # The SDK imports its Realtime resource and websocket helper on first use: ~250 ms
+        # of one core and a heap of new objects, which must not land on a live call.
+        _ = self._client.realtime
+        with contextlib.suppress(ImportError):
+            importlib.import_module("openai.lib._websocket")
 
     async def connect(self, config: RealtimeConfig) -> OpenAIRealtimeConnection:
         try:

@@ -1,0 +1,199 @@
+"""The client portal (#13) in Debian's chromium: edit the draft, see the greeting rendered,
+publish, and the next simulated call (the real media websocket) greets with the new
+words; approval required and granted; rollback; the text tester; the browser voice tester
+with a fake microphone fed a committed caller WAV, on the offline pipeline: the agent is
+heard and the live transcript shows both sides. The call is stored as a test call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from sqlalchemy import select
+
+from tests.app.test_tenant_agents_calls import greeting_of_call
+from tests.dashboard.conftest import ACME_STAFF, ADMIN, seed
+from tests.dashboard.test_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, shot, sign_in
+from voice_agent.demo import running_server
+from voice_agent.providers.base import Pipeline
+from voice_agent.runtime import Runtime
+from voice_agent.settings import Settings
+from voice_agent.storage.tables import calls
+
+CALLER_WAV = Path(__file__).parent / "fixtures" / "caller.wav"
+ACME_NUMBER = "+14155550142"
+AGENT = "/portal/acme/agents/receptionist"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    args = [
+        *LAUNCH_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={CALLER_WAV}",
+    ]
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=args, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def served(
+    cascade_settings: Callable[..., Settings], recording: Path
+) -> AsyncIterator[tuple[Settings, Runtime]]:
+    settings = cascade_settings()
+    async with running_server(settings) as runtime:
+        await seed(runtime, recording)
+        await runtime.tenants.add_number("acme", ACME_NUMBER)
+        yield settings, runtime
+
+
+async def portal(browser: Browser, settings: Settings, email: str) -> Page:
+    context = await browser.new_context(viewport={"width": 1200, "height": 900})
+    await context.grant_permissions(["microphone"], origin=settings.public_base_url)
+    page = await context.new_page()
+    await sign_in(page, settings.public_base_url, email)
+    return page
+
+
+async def test_edit_publish_and_the_next_call_greets_with_the_new_words(
+    browser: Browser, served: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served
+    page = await portal(browser, settings, ACME_STAFF)
+    await page.click("nav >> text=Agent")
+    await page.wait_for_url(settings.public_base_url + AGENT)
+    await page.fill("#var-business_name", "Acme Plumbing")
+    await page.fill("#field-greeting", "Welcome to {business_name}, the leak experts. Who is this?")
+    await page.click("#save-draft")
+    await expect(page.locator("#rendered-greeting")).to_have_text(
+        "Welcome to Acme Plumbing, the leak experts. Who is this?"
+    )
+    await page.click("#publish")
+    await expect(page.locator("#notice")).to_have_text("Published version 1")
+    published_at = time.perf_counter()
+    await shot(page, "portal-published")
+    greeting, version = await greeting_of_call(settings, runtime, ACME_NUMBER)
+    print(f"publish -> first call greeted: {(time.perf_counter() - published_at) * 1000:.0f} ms")
+    assert greeting == "Welcome to Acme Plumbing, the leak experts. Who is this?"
+    assert version == 1
+
+
+async def test_approval_required_granted_then_rollback(
+    browser: Browser, served: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served
+    tenant = await runtime.tenants.get("acme")
+    tenant.require_approval = True
+    await runtime.tenants.save(tenant)
+
+    staff = await portal(browser, settings, ACME_STAFF)
+    await staff.goto(settings.public_base_url + AGENT)
+    await expect(staff.locator("#needs-approval")).to_be_visible()
+    await staff.fill("#field-greeting", "First words from {business_name}.")
+    await staff.click("#publish")
+    await expect(staff.locator("#notice")).to_have_text("Sent for approval")
+    await expect(staff.locator("#pending-approval")).to_be_visible()
+    assert runtime.agent_for("acme", "receptionist")[1] is None
+
+    admin = await portal(browser, settings, ADMIN)
+    await admin.click("nav >> text=Approvals")
+    row = admin.locator("#approvals tbody tr").first
+    await expect(row).to_contain_text("First words from {business_name}.")
+    await row.locator("button[value=approve]").click()
+    await expect(admin.locator("#no-approvals")).to_be_visible()
+    agent, version = runtime.agent_for("acme", "receptionist")
+    assert version == 1 and agent is not None
+    assert agent.render_speech(agent.greeting) == "First words from Acme Home Services."
+
+    # The admin publishes a second version straight away; staff roll back to the first.
+    await admin.goto(settings.public_base_url + AGENT)
+    await admin.fill("#field-greeting", "Second words.")
+    await admin.click("#publish")
+    await expect(admin.locator("#notice")).to_have_text("Published version 2")
+    assert (await greeting_of_call(settings, runtime, ACME_NUMBER))[0] == "Second words."
+
+    await staff.goto(settings.public_base_url + AGENT)
+    await staff.click("#rollback-1")
+    await expect(staff.locator("#notice")).to_have_text("Rolled back: version 3")
+    await expect(staff.locator("#version-3")).to_contain_text("rollback to v1")
+    await shot(staff, "portal-rolled-back")
+    greeting, version = await greeting_of_call(settings, runtime, ACME_NUMBER)
+    assert (greeting, version) == ("First words from Acme Home Services.", 3)
+
+
+async def test_text_tester_answers_on_the_dialogue_engine(
+    browser: Browser, served: tuple[Settings, Runtime]
+) -> None:
+    settings, _ = served
+    page = await portal(browser, settings, ACME_STAFF)
+    await page.goto(settings.public_base_url + AGENT)
+    await page.fill("#chat-input", "Hi, do you fix roofs?")
+    await page.click("#chat-send")
+    agent_line = page.locator("#chat-log li.agent").first
+    await expect(agent_line).not_to_be_empty()
+    assert (await agent_line.inner_text()).startswith("Agent: ")
+    assert len(await agent_line.inner_text()) > len("Agent: ")
+
+
+@pytest.fixture
+async def offline_served(
+    make_settings: Callable[..., Settings], offline_pipeline: Pipeline, recording: Path
+) -> AsyncIterator[tuple[Settings, Runtime]]:
+    settings = make_settings(analysis_enabled=False)
+    async with running_server(settings, pipeline=offline_pipeline) as runtime:
+        await seed(runtime, recording)
+        yield settings, runtime
+
+
+async def test_browser_voice_tester_hears_the_agent_and_shows_the_transcript(
+    browser: Browser, offline_served: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = offline_served
+    page = await portal(browser, settings, ACME_STAFF)
+    await page.goto(settings.public_base_url + AGENT)
+    await page.fill("#field-greeting", "Hello from the Acme test line. Who am I speaking with?")
+    await page.click("#save-draft")  # the tester runs the draft: nothing published
+    await page.click("#talk")
+    transcript = page.locator("#talk-transcript")
+    await expect(transcript.locator("li.agent").first).to_contain_text(
+        "Hello from the Acme test line", timeout=20_000
+    )
+    # The fake microphone says "Hi, my name is Sarah Johnson." after 3 s of silence.
+    await expect(transcript.locator("li.caller").first).to_contain_text("Sarah", timeout=30_000)
+    await expect(transcript.locator("li.agent").nth(1)).to_contain_text("Sarah", timeout=20_000)
+    heard = int(await page.locator("#testers").get_attribute("data-agent-audio") or 0)
+    assert heard > 8000  # more than a second of the agent's audio reached the page
+    await shot(page, "portal-voice-tester")
+    await page.click("#hang-up")
+    assert await runtime.writes.flush(5.0)
+    async with runtime.database.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    calls.c.call_sid, calls.c.is_test, calls.c.tenant, calls.c.agent_version
+                ).where(calls.c.from_number == "browser")
+            )
+        ).one()
+    assert (row.is_test, row.tenant, row.agent_version) == (True, "acme", None)
+    stored = await runtime.calls.get_call(row.call_sid)
+    assert stored is not None
+    answered = [t for t in stored.turns if t.role == "agent" and t.total_ms is not None]
+    assert answered
+    round_trip = answered[0].total_ms
+    print(f"browser tester round trip (end of speech -> first agent audio): {round_trip:.0f} ms")
