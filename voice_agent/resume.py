@@ -58,8 +58,12 @@ class CallResume:
             self._forget_old()
             self._data[call_sid] = (time.monotonic(), dict(data))
             return
-        async with asyncio.timeout(_TIMEOUT_S):
-            await self._redis.set(_DATA_KEY + call_sid, orjson.dumps(data), ex=_TTL_S)
+        try:
+            async with asyncio.timeout(_TIMEOUT_S):
+                await self._redis.set(_DATA_KEY + call_sid, orjson.dumps(data), ex=_TTL_S)
+        except Exception as exc:
+            # The call goes on; only a resume after a worker's death would be lost.
+            log.warning("call %s: resume data not stored: %s", call_sid, exc)
 
     async def recall(self, call_sid: str) -> dict[str, str] | None:
         if self._redis is None:

@@ -118,3 +118,71 @@ def test_turn_taking_settings_are_read_and_checked_from_the_agent_toml() -> None
         parse_agent(base + "[turn_taking]\nmin_wait_ms = 2000\nmax_wait_ms = 1000\n")
     with pytest.raises(ValueError, match=r"turn_taking\.speculation_ms"):
         parse_agent(base + "[turn_taking]\nspeculation_ms = 5\n")
+
+
+def _replay(
+    turn_id: str, verdict_wait_ms: int | None, adaptive: bool = True
+) -> tuple[list[float], list[int]]:
+    """Feed one benchmark turn through a Listener on a simulated clock; every pause's
+    verdict (if any) comes back 300 ms later. Ends (ms) and pauses offered."""
+    from loadtest.turns.bench import load_turns
+    from voice_agent.conversation.listener import Listener, PausedSpeech, TurnWaits
+
+    turn = next(t for t in load_turns() if t.id == turn_id)
+    now = [0.0]
+    ends: list[float] = []
+    offered: list[int] = []
+    due: list[tuple[float, int]] = []
+
+    def on_pause(paused: PausedSpeech) -> None:
+        offered.append(paused.pause)
+        if verdict_wait_ms is not None:
+            due.append((now[0] + 0.3, paused.pause))
+
+    listener = Listener(
+        lambda _at: None,
+        lambda speech: ends.append(now[0] * 1000.0),
+        start_ms=120,
+        silence_ms=500,
+        aggressiveness=2,
+        waits=TurnWaits(200, 200, 1500) if verdict_wait_ms is not None else None,
+        on_pause=on_pause if verdict_wait_ms is not None else None,
+        clock=lambda: now[0],
+        adaptive_floor=adaptive,
+    )
+    for index in range(len(turn.ulaw) // 160):
+        now[0] = (index + 1) * 0.02
+        listener.push(turn.ulaw[index * 160 : (index + 1) * 160])
+        for item in [d for d in due if d[0] <= now[0]]:
+            due.remove(item)
+            assert verdict_wait_ms is not None
+            listener.verdict(item[1], verdict_wait_ms)
+    return [e - turn.end_ms for e in ends], offered
+
+
+def test_verdicts_set_the_wait_of_each_pause() -> None:
+    # t000: a phone number in three groups, pauses of 610 and 560 ms.
+    silence, _ = _replay("t000", None)
+    assert len(silence) == 3  # the 500 ms silence wait cuts at both pauses
+    going_on, offered = _replay("t000", 1500)
+    assert len(going_on) == 1 and 0 <= going_on[0] <= 1600  # held to the true end
+    assert len(offered) >= 3  # a speculation at each pause, and at the end
+    finished, _ = _replay("t000", 200)
+    assert finished[0] < 0  # "finished" at the first pause: cut there, 500 ms in
+    # Clean end with "finished": the speculation pause plus the verdict's 300 ms.
+    clean, _ = _replay("t102", 200)
+    assert len(clean) == 1 and 0 <= clean[0] <= 600
+
+
+def test_a_quiet_caller_is_heard_only_with_the_adaptive_floor() -> None:
+    # t078: a caller at -30 dBFS peak on a quiet line; the fixed -50 dBFS gate misses it.
+    assert _replay("t078", None, adaptive=False)[0] == []
+    heard, _ = _replay("t078", None, adaptive=True)
+    assert len(heard) == 1 and 0 <= heard[0] <= 700
+
+
+def test_a_noisy_line_still_ends_the_turn_with_the_adaptive_floor() -> None:
+    # t004: -6 dBFS caller, 10 dB SNR line noise that the VAD takes for speech.
+    assert _replay("t004", None, adaptive=False)[0] == []  # never ends
+    heard, _ = _replay("t004", None, adaptive=True)
+    assert heard and heard[-1] >= 0
