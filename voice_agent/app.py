@@ -10,6 +10,7 @@ from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -23,6 +24,7 @@ from voice_agent.openapi import openapi_document
 from voice_agent.outbound.setup import build_lead_limits, build_outbound
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import MEDIA_PATH, Runtime, build_runtime
+from voice_agent.security_headers import SecurityHeaders
 from voice_agent.settings import Settings
 from voice_agent.telephony.media_socket import MediaStreamEndpoint
 from voice_agent.telephony.media_websocket import MediaSocketApp
@@ -178,5 +180,8 @@ def create_app(
             *dashboard_routes(),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(SecurityHeaders, hsts=settings.public_base_url.startswith("https://"))
+        ],
     )
     return app

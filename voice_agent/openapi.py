@@ -329,6 +329,42 @@ def _paths() -> dict[str, Any]:
                 {"email": _string(), "password": _string(), "role": _string(), "tenant": _string()},
             ),
         },
+        "/tenants/{slug}/events": _post(
+            "the tenant's event webhook overrides", {"url": _string()}, _path("slug")
+        ),
+        # --- client portal (per-tenant agents) ----------------------------------------------
+        "/portal": _page("the portal: the viewer's tenants and agents"),
+        "/portal/{tenant}/agents/{slug}": _page(
+            "one agent: draft, versions, testers", _path("tenant"), _path("slug")
+        ),
+        "/portal/{tenant}/agents/{slug}/draft": _post(
+            "save the draft", {"definition": _string()}, _path("tenant"), _path("slug")
+        ),
+        "/portal/{tenant}/agents/{slug}/publish": _post(
+            "publish the draft (or ask for approval)", {}, _path("tenant"), _path("slug")
+        ),
+        "/portal/{tenant}/agents/{slug}/rollback": _post(
+            "go back to a version", {"version": _string()}, _path("tenant"), _path("slug")
+        ),
+        "/portal/{tenant}/agents/{slug}/chat": _post(
+            "text tester: one message to the draft",
+            {"message": _string()},
+            _path("tenant"),
+            _path("slug"),
+        ),
+        "/portal/{tenant}/agents/{slug}/talk": _post(
+            "browser tester: a token for its websocket", {}, _path("tenant"), _path("slug")
+        ),
+        "/portal/{tenant}/settings": {
+            **_page("tenant settings", _path("tenant")),
+            **_post("save tenant settings", {}, _path("tenant")),
+        },
+        "/approvals": _page("publications waiting for approval (admin)"),
+        "/approvals/{approval_id}": _post(
+            "approve or reject",
+            {"decision": _string()},
+            _path("approval_id", pattern="^[0-9]+$"),
+        ),
         # --- JSON API ----------------------------------------------------------------------
         "/api/calls": _api("calls, newest first", *_FILTERS, _query("limit", pattern="^[0-9]+$")),
         "/api/calls/{call_sid}": _api("one call with its transcript", _CALL_SID),

@@ -57,6 +57,9 @@ async def _globex_ids(site: Site) -> dict[str, str]:
         "thread_id": str(thread),
         "person_id": str(person.id),
         "slug": "globex",
+        "tenant": "globex",
+        # Not seeded (an approval needs a draft); an id nobody has must be 404 too.
+        "approval_id": "424242",
     }
 
 
