@@ -9,13 +9,14 @@ each other; SQLite serialises writers by itself.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Insert, Integer, Update, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,6 +61,69 @@ class TopicStats:
     delivered: int
 
 
+@functools.cache  # built once: a statement per poll would leave garbage cycles behind
+def _claim_statement(dialect: str) -> Update:
+    """Lease the claimable messages of a topic, oldest first, at most one per key."""
+    now = bindparam("claim_now", type_=outbox.c.next_at.type)
+    candidate = outbox.alias("candidate")
+    earlier = outbox.alias("earlier")
+    blocked = exists().where(
+        earlier.c.topic == candidate.c.topic,
+        earlier.c.key == candidate.c.key,
+        earlier.c.state == PENDING,
+        earlier.c.id < candidate.c.id,
+    )
+    free = or_(candidate.c.lease_until.is_(None), candidate.c.lease_until <= now)
+    ids = (
+        select(candidate.c.id)
+        .where(
+            candidate.c.topic == bindparam("claim_topic"),
+            candidate.c.state == PENDING,
+            candidate.c.next_at <= now,
+            free,
+            ~blocked,
+        )
+        .order_by(candidate.c.id)
+        .limit(bindparam("claim_limit", type_=Integer))
+    )
+    if dialect == "postgresql":
+        # Materialised, so PostgreSQL runs the locking select once: as a plain IN
+        # subquery it may be re-run per row and lock more than ``limit`` rows.
+        claimable = (
+            ids.with_for_update(skip_locked=True, of=candidate)
+            .cte("claimable")
+            .prefix_with("MATERIALIZED")
+        )
+        ids = select(claimable.c.id)
+    return (
+        update(outbox)
+        # The lease is checked again on the row itself: two claims racing on SQLite
+        # (no row locks) cannot both take it.
+        .where(
+            outbox.c.id.in_(ids),
+            outbox.c.state == PENDING,
+            or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
+        )
+        .values(
+            lease_token=bindparam("claim_token"),
+            lease_until=bindparam("claim_until", type_=outbox.c.lease_until.type),
+            attempts=outbox.c.attempts + 1,
+            attempted_at=now,
+        )
+        .returning(
+            outbox.c.id,
+            outbox.c.topic,
+            outbox.c.tenant,
+            outbox.c.key,
+            outbox.c.dedupe,
+            outbox.c.payload,
+            outbox.c.attempts,
+            outbox.c.created_at,
+        )
+    )
+
+
+@functools.cache  # built once: a statement per batch would leave garbage cycles behind
 def _insert(dialect: str) -> Insert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(outbox).on_conflict_do_nothing(index_elements=["topic", "dedupe"])
@@ -106,64 +170,15 @@ class OutboxRepository:
         per key. Returns the lease token that settling them needs."""
         now = self._clock()
         token = secrets.token_hex(16)
-        candidate = outbox.alias("candidate")
-        earlier = outbox.alias("earlier")
-        blocked = exists().where(
-            earlier.c.topic == candidate.c.topic,
-            earlier.c.key == candidate.c.key,
-            earlier.c.state == PENDING,
-            earlier.c.id < candidate.c.id,
-        )
-        free = or_(candidate.c.lease_until.is_(None), candidate.c.lease_until <= now)
-        ids = (
-            select(candidate.c.id)
-            .where(
-                candidate.c.topic == topic,
-                candidate.c.state == PENDING,
-                candidate.c.next_at <= now,
-                free,
-                ~blocked,
-            )
-            .order_by(candidate.c.id)
-            .limit(limit)
-        )
-        if self._db.dialect == "postgresql":
-            # Materialised, so PostgreSQL runs the locking select once: as a plain IN
-            # subquery it may be re-run per row and lock more than ``limit`` rows.
-            claimable = (
-                ids.with_for_update(skip_locked=True, of=candidate)
-                .cte("claimable")
-                .prefix_with("MATERIALIZED")
-            )
-            ids = select(claimable.c.id)
-        statement = (
-            update(outbox)
-            # The lease is checked again on the row itself: two claims racing on SQLite
-            # (no row locks) cannot both take it.
-            .where(
-                outbox.c.id.in_(ids),
-                outbox.c.state == PENDING,
-                or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
-            )
-            .values(
-                lease_token=token,
-                lease_until=now + timedelta(seconds=lease_s),
-                attempts=outbox.c.attempts + 1,
-                attempted_at=now,
-            )
-            .returning(
-                outbox.c.id,
-                outbox.c.topic,
-                outbox.c.tenant,
-                outbox.c.key,
-                outbox.c.dedupe,
-                outbox.c.payload,
-                outbox.c.attempts,
-                outbox.c.created_at,
-            )
-        )
+        params = {
+            "claim_now": now,
+            "claim_topic": topic,
+            "claim_limit": limit,
+            "claim_token": token,
+            "claim_until": now + timedelta(seconds=lease_s),
+        }
         async with self._db.engine.begin() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(_claim_statement(self._db.dialect), params)).all()
         items = [
             OutboxItem(
                 id=row.id,
