@@ -8,7 +8,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from loadtest.caller import CallResult
+import httpx
+
+from loadtest.caller import CallerTurn, CallResult, place_call
 from loadtest.fixtures import Utterance
 from loadtest.standins.fixture_transcriber import FixtureTranscriber as LoadtestTranscriber
 from loadtest.standins.openai_server import (
@@ -18,6 +20,9 @@ from loadtest.standins.openai_server import (
     default_responder,
     message_text,
 )
+from tests.conftest import TWILIO_TOKEN
+from voice_agent.demo import running_server
+from voice_agent.settings import Settings
 from voice_agent.storage.records import StoredCall, StoredTurn
 
 _GOODBYE = re.compile(r"\b(?:good\s*bye|bye)\b", re.IGNORECASE)
@@ -53,6 +58,39 @@ class CallRun:
 
 #: The `run_call` fixture: `await run_call(turns, settings=..., hangup_wait_s=...)`.
 RunCall = Callable[..., Awaitable[CallRun]]
+
+
+def call_runner(default_settings: Callable[[], Settings]) -> RunCall:
+    """One whole call on a fresh server through the real media websocket, returned with
+    what was stored and the server's metrics (the cascade's and the realtime's fixtures)."""
+
+    async def run(
+        turns: list[CallerTurn],
+        *,
+        settings: Settings | None = None,
+        hangup_wait_s: float = 3.0,
+        reply_timeout_s: float = 10.0,
+        call_sid: str | None = None,
+    ) -> CallRun:
+        settings = settings or default_settings()
+        async with running_server(settings) as runtime:
+            result = await place_call(
+                settings.public_base_url,
+                turns,
+                auth_token=TWILIO_TOKEN,
+                hangup_wait_s=hangup_wait_s,
+                reply_timeout_s=reply_timeout_s,
+                call_sid=call_sid,
+            )
+            assert await runtime.writes.flush(5.0)
+            stored = await runtime.calls.get_call(result.call_sid)
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(settings.public_base_url + "/metrics")).text
+        assert result.error is None, result.error
+        assert stored is not None
+        return CallRun(result, stored, metrics)
+
+    return run
 
 
 def line_bytes(text: str) -> int:

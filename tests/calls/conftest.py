@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import pytest
 
-from loadtest.caller import CallerTurn, place_call
 from loadtest.fixtures import Utterance, load_script
 from loadtest.standins.openai_server import Latency, StandinOpenAI
-from tests.calls.cascade_support import CallRun, FixtureTranscriber, RunCall
-from tests.conftest import TWILIO_TOKEN
-from voice_agent.demo import running_server
+from tests.calls.cascade_support import FixtureTranscriber, RunCall, call_runner
 from voice_agent.settings import Settings
 
 
@@ -52,30 +48,4 @@ def run_call(cascade_settings: Callable[..., Settings]) -> RunCall:
     """`await run_call(turns, ...)`: serve the app, place one call through it, and return
     what the caller got, the stored call and /metrics."""
 
-    async def run(
-        turns: list[CallerTurn],
-        *,
-        settings: Settings | None = None,
-        hangup_wait_s: float = 3.0,
-        reply_timeout_s: float = 10.0,
-        call_sid: str | None = None,
-    ) -> CallRun:
-        settings = settings or cascade_settings()
-        async with running_server(settings) as runtime:
-            result = await place_call(
-                settings.public_base_url,
-                turns,
-                auth_token=TWILIO_TOKEN,
-                hangup_wait_s=hangup_wait_s,
-                reply_timeout_s=reply_timeout_s,
-                call_sid=call_sid,
-            )
-            assert await runtime.writes.flush(5.0)
-            stored = await runtime.calls.get_call(result.call_sid)
-            async with httpx.AsyncClient() as http:
-                metrics = (await http.get(settings.public_base_url + "/metrics")).text
-        assert result.error is None, result.error
-        assert stored is not None
-        return CallRun(result, stored, metrics)
-
-    return run
+    return call_runner(cascade_settings)

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-import httpx
 import pytest
 
-from loadtest.caller import CallerTurn, place_call
 from loadtest.fixtures import Utterance, load_script
 from loadtest.standins.fixture_transcriber import FixtureTranscriber
 from loadtest.standins.openai_server import StandinOpenAI
 from loadtest.standins.realtime_server import RealtimeLatency, StandinRealtime
-from tests.calls.cascade_support import CallRun, RunCall
-from tests.conftest import TWILIO_TOKEN
-from voice_agent.demo import running_server
+from tests.calls.cascade_support import RunCall, call_runner
 from voice_agent.settings import Settings
 
 #: Fast, but with a first-audio latency the tests can tell from our own share.
@@ -56,28 +52,4 @@ def realtime_settings(
 
 @pytest.fixture
 def run_call(realtime_settings: Callable[..., Settings]) -> RunCall:
-    async def run(
-        turns: list[CallerTurn],
-        *,
-        settings: Settings | None = None,
-        hangup_wait_s: float = 3.0,
-        reply_timeout_s: float = 10.0,
-    ) -> CallRun:
-        settings = settings or realtime_settings()
-        async with running_server(settings) as runtime:
-            result = await place_call(
-                settings.public_base_url,
-                turns,
-                auth_token=TWILIO_TOKEN,
-                hangup_wait_s=hangup_wait_s,
-                reply_timeout_s=reply_timeout_s,
-            )
-            assert await runtime.writes.flush(5.0)
-            stored = await runtime.calls.get_call(result.call_sid)
-            async with httpx.AsyncClient() as http:
-                metrics = (await http.get(settings.public_base_url + "/metrics")).text
-        assert result.error is None, result.error
-        assert stored is not None
-        return CallRun(result, stored, metrics)
-
-    return run
+    return call_runner(realtime_settings)
