@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable
 
 import httpx
-import pytest
 
 from loadtest.caller import CallerTurn, place_call
 from loadtest.fixtures import Utterance
@@ -94,12 +93,6 @@ async def _calls(
     return sum(done), BATCH - sum(done)
 
 
-@pytest.mark.xfail(
-    reason="open defect (stop 12): since the merge of issues 12-18, faulted calls leave their"
-    " recording buffers (media/recording.py) and listener buffers behind, 38-62 KiB per call;"
-    " the holder is not found yet",
-    strict=False,
-)
 async def test_many_calls_with_random_faults_leave_nothing_behind(
     standin: StandinOpenAI,
     utterances: dict[str, Utterance],

@@ -619,7 +619,7 @@ class RealtimeCallSession:
                 self._sink.usage(self.call, UsageEvent(meter, quantity, model))
 
     def _provider_failed(self, exc: ProviderError) -> None:
-        log.warning("call %s: %s", self.call.call_sid, exc)
+        log.warning("call %s: %s", self.call.call_sid, str(exc))
         self._sink.provider_error(self.call, exc.stage)
 
     def _emit(

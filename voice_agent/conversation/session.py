@@ -346,7 +346,7 @@ class CallSession:
             self._usage("stt_seconds", audio_s, self._stt_model)
             raise
         except ProviderError as exc:
-            log.info("call %s: speculative transcript failed: %s", self.call.call_sid, exc)
+            log.info("call %s: speculative transcript failed: %s", self.call.call_sid, str(exc))
             self._listener.verdict(paused.pause, self._silence_ms)
             return None  # the ordinary silence wait applies, and the turn is heard again
         self._usage("stt_seconds", audio_s, self._stt_model)
@@ -615,7 +615,7 @@ class CallSession:
             self._usage("llm_output_tokens", usage.output_tokens, usage.model)
 
     def _provider_failed(self, exc: ProviderError) -> None:
-        log.warning("call %s: %s", self.call.call_sid, exc)
+        log.warning("call %s: %s", self.call.call_sid, str(exc))
         self._sink.provider_error(self.call, exc.stage)
 
     def _emit(

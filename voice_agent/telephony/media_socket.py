@@ -108,7 +108,7 @@ class TwilioLine:
         try:
             await self._rest.update_twiml(self.call_sid, twiml.dial(number))
         except TwilioRestError as exc:
-            log.error("call %s: transfer to %s failed: %s", self.call_sid, number, exc)
+            log.error("call %s: transfer to %s failed: %s", self.call_sid, number, str(exc))
             await self.hangup()
 
 
