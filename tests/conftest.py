@@ -82,6 +82,9 @@ def cascade_settings(
             "openai_api_key": standin.api_key,
             "openai_base_url": standin.base_url,
             "agent_pipeline": "cascade",
+            # Loading the offline models takes seconds of CPU per server start; the
+            # tests of the offline last resort turn it on.
+            "fallback_offline_speech": False,
         }
         values.update(overrides)
         return make_settings(**values)
