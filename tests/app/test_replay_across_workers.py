@@ -36,16 +36,6 @@ PREFIX = "va:stream:"
 
 
 @pytest.fixture
-async def redis_proxy() -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy("127.0.0.1", 6379)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.aclose()
-
-
-@pytest.fixture
 async def direct_redis() -> AsyncIterator[redis.asyncio.Redis]:
     client = redis.asyncio.Redis(host="127.0.0.1", port=6379)
     try:
