@@ -100,15 +100,17 @@ async def test_speech_stream_held_mid_audio_is_re_asked_and_joined(
     cascade_settings: Callable[..., Settings],
     run_call: RunCall,
 ) -> None:
-    """Speech streams in real time; 0.3 s into the first reply's speech its connection
-    is held (open, silent). The caller hears the start, at most PROVIDER_STALL_S of
-    silence, then the rest of the reply once, from a fresh connection."""
-    standin.latency = Latency(0.0, 0.0, 0.0, tts_first_byte_ms=0.0, tts_realtime_factor=1.0)
+    """Speech streams at twice real time; 0.3 s into the first reply's speech its
+    connection is held (open, silent). The caller hears the start, under 3 s of silence,
+    then the rest of the reply once, from a fresh connection."""
+    standin.latency = Latency(0.0, 0.0, 0.0, tts_first_byte_ms=0.0, tts_realtime_factor=2.0)
     standin.responder = short_responder
     armed: list[asyncio.Task[None]] = []
+    speech_before: list[int] = []
 
     async def hold_speech_mid_audio() -> None:
         before = standin.served["speech"]
+        speech_before.append(before)
         # Polled: the stand-in has no hook for a speech request, and none is needed here.
         while standin.served["speech"] == before:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
@@ -123,22 +125,23 @@ async def test_speech_stream_held_mid_audio_is_re_asked_and_joined(
     standin.transcriber = transcribe
     settings = cascade_settings(openai_base_url=_through(proxy, standin))
     turns = [CallerTurn(utterances["need"]), CallerTurn(utterances["hours"], pause_ms=PATIENT_MS)]
-    connections = proxy.connections
     run = await run_call(turns, settings=settings, hangup_wait_s=6.0, reply_timeout_s=15.0)
     result = run.result
     await armed[0]
 
     agent = [t.text for t in run.turns("agent")[1:]]
     assert agent == [short_reply(utterances["need"].text), short_reply(utterances["hours"].text)]
-    # Heard once and whole: the re-asked stream was joined where the held one stopped.
-    for index, text in enumerate(agent):
-        heard = len(result.replies[index + 1])
-        expected = _reply_bytes(text) + (line_bytes(HOLD_ON) if index == 0 else 0)
-        assert heard >= _reply_bytes(text) - 120 and heard <= expected + 180, (index, heard)
-    assert max(result.gaps_ms, default=0.0) < 3000, result.gaps_ms
+    # Heard once and whole: the re-asked stream was joined where the held one stopped (a
+    # repeated start would add the 0.6 s sent before the hold: 4,800 bytes). The caller
+    # may count a reply in pieces where its line ran dry, so the bytes are summed.
+    heard = sum(len(reply) for reply in result.replies[1:])
+    expected = sum(_reply_bytes(text) for text in agent)
+    events = [t.text for t in run.turns("event")]
+    phrases = line_bytes(HOLD_ON) * len(events)
+    assert expected - 200 <= heard <= expected + phrases + 300, (heard, expected, events)
+    assert result.gaps_ms and max(result.gaps_ms) < 3000, result.gaps_ms
     for turn in result.turns:
         assert turn.reply_ms is not None and turn.reply_ms <= 3000, turn.reply_ms
-    # One more speech request than sentences spoken, on a connection of its own.
+    # One more speech request than the sentences spoken: the held one, asked again.
     sentences = sum(len(re.split(r"(?<=[.!?])\s+", text)) for text in agent)
-    assert standin.served["speech"] >= sentences + 1
-    assert proxy.connections > connections  # the server's connections went through it
+    assert standin.served["speech"] - speech_before[0] == sentences + 1
