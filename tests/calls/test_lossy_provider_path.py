@@ -78,6 +78,7 @@ async def test_model_stream_whose_packets_are_dropped_gets_the_phrase_then_the_a
     run = await run_call(turns, settings=settings, hangup_wait_s=6.0, reply_timeout_s=15.0)
     result = run.result
 
+    print("dropped packets: reply ms", [t.reply_ms for t in result.turns], "gaps", result.gaps_ms)
     # The phrase: within 1.5 s of when the reply was due, and so within 3 s of silence.
     reply_ms = result.turns[0].reply_ms
     assert reply_ms is not None and reply_ms <= DUE_MS + 1500, reply_ms
@@ -129,6 +130,7 @@ async def test_speech_stream_held_mid_audio_is_re_asked_and_joined(
     result = run.result
     await armed[0]
 
+    print("held speech: reply ms", [t.reply_ms for t in result.turns], "gaps", result.gaps_ms)
     agent = [t.text for t in run.turns("agent")[1:]]
     assert agent == [short_reply(utterances["need"].text), short_reply(utterances["hours"].text)]
     # Heard once and whole: the re-asked stream was joined where the held one stopped (a

@@ -90,6 +90,10 @@ async def test_stt_and_tts_down_the_call_goes_on_offline_and_comes_back(
     run = await run_call(turns, settings=settings, hangup_wait_s=8.0, reply_timeout_s=20.0)
     result = run.result
 
+    # The figures for docs/reliability-faults.md (pytest -s).
+    print(
+        "offline last resort: reply ms", [t.reply_ms for t in result.turns], "gaps", result.gaps_ms
+    )
     user = [t.text for t in run.turns("caller")]
     agent = [t.text for t in run.turns("agent")[1:]]
     assert len(user) == 4 and len(agent) == 4, (user, agent)
