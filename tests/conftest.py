@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis.asyncio
 
 from loadtest.standins.openai_server import Latency, StandinOpenAI
 from voice_agent.demo import free_port
@@ -90,3 +91,13 @@ def cascade_settings(
         return make_settings(**values)
 
     return make
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[redis.asyncio.Redis]:
+    """A client of the real Redis on loopback."""
+    client = redis.asyncio.Redis(host="127.0.0.1", port=6379)
+    try:
+        yield client
+    finally:
+        await client.aclose()

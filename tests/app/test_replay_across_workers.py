@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,15 +33,6 @@ from voice_agent.telephony.stream_claims import PART
 
 POLICY_VIOLATION = 1008
 PREFIX = "va:stream:"
-
-
-@pytest.fixture
-async def direct_redis() -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis(host="127.0.0.1", port=6379)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def _worker(
@@ -86,7 +77,7 @@ async def _claim_gone(client: redis.asyncio.Redis, call_sid: str) -> bool:
 async def test_a_webhook_replayed_to_another_worker_cannot_start_a_second_stream(
     cascade_settings: Callable[..., Settings],
     tmp_path: Path,
-    direct_redis: redis.asyncio.Redis,
+    redis_client: redis.asyncio.Redis,
 ) -> None:
     settings_a = _worker(cascade_settings, tmp_path, "a", 6379)
     settings_b = _worker(cascade_settings, tmp_path, "b", 6379)
@@ -94,7 +85,7 @@ async def test_a_webhook_replayed_to_another_worker_cannot_start_a_second_stream
     async with running_server(settings_a) as runtime_a, running_server(settings_b) as runtime_b:
         first = await _stream(settings_a, call_sid, await issue_token(settings_a, call_sid))
         await until(lambda: len(first.agent_audio) > 0, what="the greeting on worker A")
-        assert await direct_redis.get(PREFIX + call_sid) is not None
+        assert await redis_client.get(PREFIX + call_sid) is not None
 
         # The same webhook for the same call, replayed to worker B: signed, so a token is
         # minted, but B refuses the stream although it has no call of its own.
@@ -108,7 +99,7 @@ async def test_a_webhook_replayed_to_another_worker_cannot_start_a_second_stream
 
         # The call ends on A: its claim goes with it (not left to expire).
         await _hang_up(first, runtime_a)
-        assert await _claim_gone(direct_redis, call_sid)
+        assert await _claim_gone(redis_client, call_sid)
 
         # Another call's replay the other way round: B holds it, A refuses it.
         other = new_call_sid()
@@ -123,7 +114,7 @@ async def test_without_redis_each_worker_still_refuses_its_own_calls_second_stre
     cascade_settings: Callable[..., Settings],
     tmp_path: Path,
     redis_proxy: TcpProxy,
-    direct_redis: redis.asyncio.Redis,
+    redis_client: redis.asyncio.Redis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = _worker(cascade_settings, tmp_path, "a", redis_proxy.port)
@@ -152,6 +143,6 @@ async def test_without_redis_each_worker_still_refuses_its_own_calls_second_stre
             first = await _stream(settings, call_sid, await issue_token(settings, call_sid))
             await until(lambda: len(first.agent_audio) > 0, what="the greeting, Redis back")
         assert f"redis is back for {PART}" in [r.getMessage() for r in caplog.records]
-        assert await direct_redis.get(PREFIX + call_sid) is not None  # claimed in Redis again
+        assert await redis_client.get(PREFIX + call_sid) is not None  # claimed in Redis again
         await _hang_up(first, runtime)
-        assert await _claim_gone(direct_redis, call_sid)
+        assert await _claim_gone(redis_client, call_sid)
