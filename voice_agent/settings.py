@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     fallback_stt_model: str | None = None
     fallback_tts_model: str | None = None
     fallback_tts_voice: str | None = None
+    #: The last resort when the primary and fallback STT or TTS both fail: the bundled
+    #: offline Whisper / Piper for that stage (the call goes on, switching back once the
+    #: breakers close). Used only where the offline models are installed.
+    fallback_offline_speech: bool = True
     #: A reply with no audio this long after the caller's turn ended (the endpointing
     #: silence) gets a recovery phrase (cached audio). A reply is due about 1 s after (the
     #: cascade's usual latency), so the phrase comes within 1.5 s of it, and with the

@@ -66,3 +66,14 @@ async def pg_proxy() -> AsyncIterator[TcpProxy]:
     finally:
         await proxy.aclose()
         await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def redis_proxy() -> AsyncIterator[TcpProxy]:
+    """The real Redis behind a cuttable proxy (the server itself is never stopped)."""
+    proxy = TcpProxy("127.0.0.1", 6379)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.aclose()

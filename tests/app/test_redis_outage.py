@@ -5,7 +5,7 @@ once and counts its failures, and everything goes back to Redis by itself."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -16,16 +16,6 @@ from tests.tcp_proxy import TcpProxy
 from voice_agent.demo import running_server
 from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings
-
-
-@pytest.fixture
-async def redis_proxy() -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy("127.0.0.1", 6379)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.aclose()
 
 
 async def _one_call(settings: Settings, runtime: Runtime, standin: StandinOpenAI) -> str:

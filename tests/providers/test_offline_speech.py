@@ -148,3 +148,29 @@ async def test_missing_models_raise_provider_error(
     assert raised.value.stage == "tts"
     with pytest.raises(ProviderError):
         await tts.load()
+
+
+async def test_piper_heard_at_the_openai_rate_for_the_last_resort(
+    piper: PiperTextToSpeech,
+) -> None:
+    """Wrapped for a stage of 24 kHz providers: the same speech, as many seconds long,
+    streamed sentence by sentence; closing it early (barge-in) closes Piper's stream."""
+    from voice_agent.providers.resampled import ResampledTextToSpeech
+
+    wrapped = ResampledTextToSpeech(piper, 24_000)
+    assert isinstance(wrapped, TextToSpeech) and wrapped.usage_model == piper.usage_model
+    native = b"".join([c async for c in piper.synthesize(THREE_SENTENCES)])
+    chunks = [c async for c in wrapped.synthesize(THREE_SENTENCES)]
+    assert len(chunks) >= 3 and all(len(c) % 2 == 0 for c in chunks)
+    seconds = len(b"".join(chunks)) / 2 / 24_000
+    native_s = len(native) / 2 / piper.sample_rate
+    # Piper's durations are drawn at random, a few % apart from run to run; heard at the
+    # wrong rate it would be 9 % off the other way, unresampled 9 % too long.
+    assert abs(seconds - native_s) < 0.06 * native_s, (seconds, native_s)
+
+    stream = wrapped.synthesize(THREE_SENTENCES * 3)
+    assert await anext(stream)
+    started = time.perf_counter()
+    await stream.aclose()
+    assert [c async for c in piper.synthesize("Sorry, go ahead.")]
+    assert time.perf_counter() - started < 3.0

@@ -134,7 +134,10 @@ async def test_closing_the_cascade_pipeline_closes_each_stages_client(
     standin: StandinOpenAI,
 ) -> None:
     settings = Settings(
-        agent_pipeline="cascade", openai_api_key=standin.api_key, openai_base_url=standin.base_url
+        agent_pipeline="cascade",
+        openai_api_key=standin.api_key,
+        openai_base_url=standin.base_url,
+        fallback_offline_speech=False,  # no offline last resort: only clients to close here
     )
     pipeline = await build_pipeline(settings)
     # Each stage is its providers behind retries and breakers (#16): here the primary alone.

@@ -13,15 +13,6 @@ AUTH_TOKEN = "standin-token-" + "x" * 18
 
 
 @pytest.fixture
-async def redis_client() -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis(host="127.0.0.1", port=6379)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
 async def redis_prefix(redis_client: redis.asyncio.Redis) -> AsyncIterator[str]:
     """A key prefix no other test uses; its keys are removed afterwards."""
     prefix = f"test:va:tok:{uuid.uuid4().hex}:"

@@ -23,9 +23,10 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 #: The tenant whose call is asking: set by the session for its tasks, so one tenant's
 #: misbehaving traffic (say, its own API key over quota) opens only its own breakers.
 current_tenant: ContextVar[str] = ContextVar("provider_tenant", default="")
+
+#: What a stage asks (a SpeechToText, a Dialogue, a TextToSpeech) and what it streams.
+_Provider = TypeVar("_Provider")
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +209,55 @@ class _Stage:
             return last
         return ProviderError(self._stage, "every provider's circuit is open", retryable=False)
 
+    async def _stream(
+        self,
+        providers: Sequence[_Provider],
+        ask: Callable[[_Provider], AsyncGenerator[_Item, None]],
+        size: Callable[[_Item], int | None],
+        tail: Callable[[_Item, int], _Item],
+    ) -> AsyncGenerator[_Item, None]:
+        """The one retry loop of every stage: ask each provider in turn (behind its
+        breaker), each up to `attempts` times, and pass on what it streams. A re-asked
+        stream's output is skipped up to what was already passed on, counted by `size`
+        (None: an item that is not part of the joined flow, always passed on) and cut by
+        `tail`, so the caller hears the rest of a reply, not its start twice."""
+        passed = 0
+        last: ProviderError | None = None
+        for index, provider in enumerate(providers):
+            if not self._open(index):
+                continue
+            attempt = 0
+            while True:
+                skip = passed
+                try:
+                    async with contextlib.aclosing(ask(provider)) as stream:
+                        async for item in stream:
+                            length = size(item)
+                            if length is not None:
+                                if skip:
+                                    if length <= skip:
+                                        skip -= length
+                                        continue
+                                    item, length, skip = tail(item, skip), length - skip, 0
+                                passed += length
+                            yield item
+                except ProviderError as exc:
+                    # Kept without its traceback, whose frames include this one.
+                    last = exc.with_traceback(None)
+                    self._failed(index, exc)
+                    if await self._may_retry(index, exc, attempt):
+                        attempt += 1
+                        continue
+                    break
+                self._breaker(index).success()
+                return
+        error, last = self._exhausted(last), None
+        try:
+            raise error
+        finally:
+            # The error's traceback holds this frame: no local may hold the error.
+            del error
+
 
 class ResilientSpeechToText(_Stage):
     def __init__(
@@ -221,30 +275,12 @@ class ResilientSpeechToText(_Stage):
         return list(self._providers)
 
     async def transcribe(self, pcm16: np.ndarray, sample_rate: int) -> Transcript:
-        last: ProviderError | None = None
-        for index, provider in enumerate(self._providers):
-            if not self._open(index):
-                continue
-            attempt = 0
-            while True:
-                try:
-                    result = await provider.transcribe(pcm16, sample_rate)
-                except ProviderError as exc:
-                    # Kept without its traceback, whose frames include this one.
-                    last = exc.with_traceback(None)
-                    self._failed(index, exc)
-                    if await self._may_retry(index, exc, attempt):
-                        attempt += 1
-                        continue
-                    break
-                self._breaker(index).success()
-                return result
-        error, last = self._exhausted(last), None
-        try:
-            raise error
-        finally:
-            # The error's traceback holds this frame: no local may hold the error.
-            del error
+        async def once(provider: SpeechToText) -> AsyncGenerator[Transcript, None]:
+            yield await provider.transcribe(pcm16, sample_rate)
+
+        # Read to its end: the provider's breaker is closed again only after its stream.
+        results = [r async for r in self._stream(self._providers, once, _unsized, _uncut)]
+        return results[0]
 
     async def aclose(self) -> None:
         await _close_all(self._providers)
@@ -260,45 +296,10 @@ class ResilientDialogue(_Stage):
         super().__init__("llm", [n for n, _ in dialogues], breakers, policy)
         self._dialogues = [d for _, d in dialogues]
 
-    async def respond(self, history: list[ChatMessage]) -> AsyncGenerator[DialogueEvent, None]:
-        said = 0  # characters of text already passed on, skipped in a re-asked stream
-        last: ProviderError | None = None
-        for index, dialogue in enumerate(self._dialogues):
-            if not self._open(index):
-                continue
-            attempt = 0
-            while True:
-                skip = said
-                try:
-                    async with contextlib.aclosing(dialogue.respond(history)) as events:
-                        async for event in events:
-                            if isinstance(event, TextDelta):
-                                text = event.text
-                                if skip:
-                                    if len(text) <= skip:
-                                        skip -= len(text)
-                                        continue
-                                    text, skip = text[skip:], 0
-                                said += len(text)
-                                yield TextDelta(text)
-                            else:
-                                yield event
-                except ProviderError as exc:
-                    # Kept without its traceback, whose frames include this one.
-                    last = exc.with_traceback(None)
-                    self._failed(index, exc)
-                    if await self._may_retry(index, exc, attempt):
-                        attempt += 1
-                        continue
-                    break
-                self._breaker(index).success()
-                return
-        error, last = self._exhausted(last), None
-        try:
-            raise error
-        finally:
-            # The error's traceback holds this frame: no local may hold the error.
-            del error
+    def respond(self, history: list[ChatMessage]) -> AsyncGenerator[DialogueEvent, None]:
+        return self._stream(
+            self._dialogues, lambda dialogue: dialogue.respond(history), _text_size, _text_tail
+        )
 
 
 class ResilientDialogueEngine:
@@ -351,44 +352,35 @@ class ResilientTextToSpeech(_Stage):
     def providers(self) -> list[TextToSpeech]:
         return list(self._providers)
 
-    async def synthesize(self, text: str, voice: str | None = None) -> AsyncGenerator[bytes, None]:
-        sent = 0  # bytes already passed on, skipped in a re-asked stream
-        last: ProviderError | None = None
-        for index, provider in enumerate(self._providers):
-            if not self._open(index):
-                continue
-            attempt = 0
-            while True:
-                skip = sent
-                try:
-                    async with contextlib.aclosing(provider.synthesize(text, voice)) as stream:
-                        async for piece in stream:
-                            if skip:
-                                if len(piece) <= skip:
-                                    skip -= len(piece)
-                                    continue
-                                piece, skip = piece[skip:], 0
-                            sent += len(piece)
-                            yield piece
-                except ProviderError as exc:
-                    # Kept without its traceback, whose frames include this one.
-                    last = exc.with_traceback(None)
-                    self._failed(index, exc)
-                    if await self._may_retry(index, exc, attempt):
-                        attempt += 1
-                        continue
-                    break
-                self._breaker(index).success()
-                return
-        error, last = self._exhausted(last), None
-        try:
-            raise error
-        finally:
-            # The error's traceback holds this frame: no local may hold the error.
-            del error
+    def synthesize(self, text: str, voice: str | None = None) -> AsyncGenerator[bytes, None]:
+        return self._stream(
+            self._providers, lambda provider: provider.synthesize(text, voice), len, _bytes_tail
+        )
 
     async def aclose(self) -> None:
         await _close_all(self._providers)
+
+
+def _unsized(item: object) -> int | None:
+    return None
+
+
+def _uncut(item: _Item, skip: int) -> _Item:
+    return item
+
+
+def _text_size(event: DialogueEvent) -> int | None:
+    # Only the text is passed on in pieces; tool calls and usage are whole events.
+    return len(event.text) if isinstance(event, TextDelta) else None
+
+
+def _text_tail(event: DialogueEvent, skip: int) -> DialogueEvent:
+    assert isinstance(event, TextDelta)
+    return TextDelta(event.text[skip:])
+
+
+def _bytes_tail(piece: bytes, skip: int) -> bytes:
+    return piece[skip:]
 
 
 async def _close_all(parts: Sequence[object]) -> None:

@@ -25,6 +25,7 @@ from voice_agent.telephony.protocol import (
 )
 from voice_agent.telephony.rest import TwilioRest, TwilioRestError
 from voice_agent.telephony.signature import TwilioSignature
+from voice_agent.telephony.stream_claims import StreamClaims
 from voice_agent.telephony.tokens import CallTokenStore
 
 log = logging.getLogger(__name__)
@@ -126,13 +127,15 @@ class _CallFrames:
     from the receive loop or, once the call has started, straight from the server's protocol
     (`direct_frames`). `start` and `stop` are left to the receive loop."""
 
-    __slots__ = ("_on_malformed", "_set_sink", "malformed", "session")
+    __slots__ = ("_on_malformed", "_set_sink", "malformed", "session", "session_call_sid")
 
     def __init__(self, on_malformed: Callable[[], None] | None) -> None:
         self._on_malformed = on_malformed
         self._set_sink: SetFrameSink | None = None
         self.malformed = 0
         self.session: StreamHandler | None = None
+        #: The CallSid whose stream claim the session holds.
+        self.session_call_sid = ""
 
     def take(self, frame: str | bytes) -> Start | Stop | None:
         """Handle one frame; return it when it is a `start` or `stop` for the loop."""
@@ -195,8 +198,10 @@ class MediaStreamEndpoint:
         on_malformed: Callable[[], None] | None = None,
         is_live: Callable[[str], bool] | None = None,
         on_hangup: Callable[[str], Awaitable[None]] | None = None,
+        claims: StreamClaims | None = None,
     ) -> None:
         self._on_hangup = on_hangup
+        self._claims = claims
         self._path = path
         self._tokens = tokens
         self._validate = validate
@@ -247,6 +252,7 @@ class MediaStreamEndpoint:
                     if session is None:
                         return
                     frames.session = session
+                    frames.session_call_sid = event.call_sid
                     await session.start(started_at)
                     frames.go_direct(websocket.scope.get("extensions", {}).get(DIRECT_FRAMES))
                 elif isinstance(event, Stop):
@@ -257,7 +263,11 @@ class MediaStreamEndpoint:
             if frames.malformed > _LOGGED_MALFORMED:
                 log.warning("media stream: %d malformed frames skipped in all", frames.malformed)
             if frames.session is not None:
-                await frames.session.end(reason)
+                try:
+                    await frames.session.end(reason)
+                finally:
+                    if self._claims is not None:
+                        await self._claims.release(frames.session_call_sid)
             await _close_quietly(websocket)
 
     async def _begin(self, websocket: WebSocket, start: Start) -> StreamHandler | None:
@@ -277,5 +287,21 @@ class MediaStreamEndpoint:
             )
             await websocket.close(code=_POLICY_VIOLATION)
             return None
+        # The same, across workers: the replay may reach another one than the call's.
+        resumed = data.get("resume", "") != ""
+        if self._claims is not None and not await self._claims.claim(
+            start.call_sid, take_over=resumed
+        ):
+            log.warning(
+                "media stream for call %s refused: another worker holds its stream",
+                start.call_sid,
+            )
+            await websocket.close(code=_POLICY_VIOLATION)
+            return None
         line = TwilioLine(websocket, start.stream_sid, start.call_sid, self._rest, self._on_hangup)
-        return await self._open_session(start, data, line)
+        try:
+            return await self._open_session(start, data, line)
+        except BaseException:
+            if self._claims is not None:
+                await self._claims.release(start.call_sid)
+            raise
