@@ -149,6 +149,14 @@ class CallTap:
         assert self._session is not None
         self._session.on_dtmf(digit)
 
+    def on_text(self, text: str) -> bool:
+        """A text sent during the call, for the session to answer by voice; False when this
+        session takes none (a suspension notice, a message being left, a call ending)."""
+        take = getattr(self._session, "on_text", None)
+        if take is None or self._muted:
+            return False
+        return bool(take(text))
+
     async def start(self, started_at: float | None = None) -> None:
         assert self._session is not None
         await self._session.start(started_at)

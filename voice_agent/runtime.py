@@ -34,6 +34,7 @@ from voice_agent.crm.setup import build_crm
 from voice_agent.drain import Drain
 from voice_agent.events.emitter import Events
 from voice_agent.events.setup import analysis_hook, build_events
+from voice_agent.live_texts import LiveCallTexts
 from voice_agent.logs import bind_call
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
@@ -436,6 +437,7 @@ async def build_runtime(
     if meter_events is not None:
         runtime.outbox.register(meter_events)
     runtime.sms = _sms_service(runtime)
+    runtime.sms.live_call = LiveCallTexts(calls, runtime.control, runtime.live_calls).deliver
     runtime.memory = CallerMemory(crm_finder(database), settings.caller_memory_ttl_s)
     runtime.crm = build_crm(settings, database, runtime.outbox, runtime.memory, clock, redis_client)
     runtime.crm.start(database)  # leads and calls whose CRM write was missed
