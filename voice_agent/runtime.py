@@ -209,10 +209,11 @@ class Runtime:
             agent=agent,
             sink=self.session_sink or self.recorder,
             line=line,
-            # A resumed call's first part keeps its recording (a second would overwrite it).
-            recordings=None if resumed else self.recordings,
+            # A resumed call's recording goes on in the same file (voice_agent.recordings).
+            recordings=self.recordings,
             transfers=self.transfers,
             live=self.live_calls,
+            part=_resume_count(data) if resumed else 0,
         )
         if data.get("suspended"):  # the tenant is suspended (#14): a notice, no agent
             return tap.bind(SuspendedNotice(call, agent, self.phrases, tap))
@@ -319,6 +320,12 @@ class Runtime:
             await self.redis.aclose()  # type: ignore[attr-defined]
         if self.owns_pipeline:
             await self.pipeline.aclose()
+
+
+def _resume_count(data: dict[str, str]) -> int:
+    """How many times the call was resumed (the resume webhook counts them in the token)."""
+    raw = data.get("resumes", "1")
+    return max(1, int(raw)) if raw.isdigit() else 1
 
 
 def _with_tenant_limit(config: SessionConfig, data: dict[str, str]) -> SessionConfig:
