@@ -25,10 +25,10 @@ from loadtest.standins.openai_server import StandinOpenAI
 from tests.app.twilio_side import new_call_sid, voice_params
 from tests.deploy.processes import PhoneLine, ServerProcess, post_form, wait_for
 from tests.deploy.test_drain import stored_call
-from voice_agent.storage.calls import CallRepository
-from voice_agent.storage.database import Database
 from tests.deploy.test_live_control import wait_for_end
 from voice_agent.resume import RESUME_PATH, RESUME_PHRASE
+from voice_agent.storage.calls import CallRepository
+from voice_agent.storage.database import Database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
