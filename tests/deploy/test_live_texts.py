@@ -16,7 +16,10 @@ from collections.abc import Callable
 
 import pytest
 
+from loadtest.fixtures import Utterance
+from loadtest.standins.fixture_transcriber import FixtureTranscriber
 from loadtest.standins.openai_server import StandinOpenAI
+from loadtest.standins.realtime_server import RealtimeLatency, StandinRealtime
 from tests.app.twilio_side import ACCOUNT_SID, voice_params
 from tests.deploy.processes import ServerProcess, post_form, wait_for
 from tests.deploy.test_drain import stored_call
@@ -132,3 +135,34 @@ async def test_a_text_naming_a_call_whose_worker_died_is_answered_by_sms(
     # No worker acknowledged: after the bounded wait, the agent answers by SMS instead.
     assert response.status_code == 200 and len(messages_in(response.text)) == 1, response.text
     assert took_s < 6.0, took_s
+
+
+async def test_on_the_realtime_pipeline_the_text_reaches_the_model(
+    servers: Callable[..., ServerProcess],
+    standin: StandinOpenAI,
+    utterances: dict[str, Utterance],
+) -> None:
+    transcriber = FixtureTranscriber(utterances.values())
+    async with StandinRealtime(
+        RealtimeLatency.none(), transcriber=transcriber.samples, api_key=standin.api_key
+    ) as realtime:
+        server = servers(agent_pipeline="realtime", openai_realtime_url=realtime.url)
+        await server.ready()
+        line = await greeted_call(server)
+        public = server.env["PUBLIC_BASE_URL"]
+        response = await post_form(server.base_url, public, "/twilio/sms", sms_params(TEXT))
+        assert response.status_code == 200 and messages_in(response.text) == [], response.text
+
+        def text_items() -> list[str]:
+            return [
+                part.get("text", "")
+                for session in realtime.sessions
+                for item in session.items_created
+                for part in item.get("content", [])
+            ]
+
+        await wait_for(lambda: f"{TEXT_PREFIX} {TEXT}" in text_items(), 10, "the text item")
+        await line.hang_up()
+        await wait_for_end(server, line.call_sid)
+        call = await stored_call(server.env["DATABASE_URL"], line.call_sid)
+        assert f"{TEXT_PREFIX} {TEXT}" in [t.text for t in call.turns if t.role == "event"]
