@@ -16,8 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy.processes import ServerProcess
-
 #: .ci/run installs haproxy and sets this: in CI the two-host test must run, never skip.
 REQUIRED = "VOICE_AGENT_REQUIRE_HAPROXY"
 
@@ -28,9 +26,6 @@ global
 
 defaults
     mode http
-    log global
-    option logasap
-    log-format "%s %{{+Q}}r %ST"
     timeout connect 1s
     timeout client 60s
     timeout server 60s
@@ -38,10 +33,13 @@ defaults
     # A host that died: the request is sent to another, as a client never sees it.
     retries 3
     option redispatch 1
-    option http-server-close
 
 frontend public
     bind {bind}
+    log global
+    option logasap
+    log-format "%s %{{+Q}}r %ST"
+    option http-server-close
     default_backend hosts
 
 backend hosts
@@ -96,18 +94,56 @@ class Balancer:
                 except httpx.HTTPError:
                     await asyncio.sleep(0.05)
 
+    async def listening(self, address: str, within_s: float = 10.0) -> None:
+        """Until `address` (host:port, one of the relays) takes connections."""
+        host, port = address.rsplit(":", 1)
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(host, int(port))
+            except OSError as exc:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    log = self.log_path.read_text()
+                    raise AssertionError(f"haproxy not relaying:\n{log}") from exc
+                await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                return
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
 
 
-def start_balancer(port: int, hosts: dict[str, ServerProcess], directory: Path) -> Balancer:
+_RELAY = """
+listen relay{index}
+    mode tcp
+    no log
+    timeout client 1h
+    timeout server 1h
+    bind {bind}
+    server target {target}
+"""
+
+
+def start_balancer(
+    port: int,
+    hosts: dict[str, tuple[str, int]],
+    directory: Path,
+    relays: list[tuple[str, str]] | None = None,
+) -> Balancer:
+    """HAProxy on 127.0.0.1:`port` in front of `hosts` (name: address, port); each of
+    `relays` (bind address, target) a plain TCP relay, for hosts in namespaces to reach
+    the machine's PostgreSQL, Redis and stand-ins, which listen on its loopback only."""
     servers = "\n".join(
-        f"    server {name} {server.host}:{server.port} check" for name, server in hosts.items()
+        f"    server {name} {address}:{port} check" for name, (address, port) in hosts.items()
     )
     config = directory / "haproxy.cfg"
-    config.write_text(_CONFIG.format(bind=f"127.0.0.1:{port}", servers=servers))
+    text = _CONFIG.format(bind=f"127.0.0.1:{port}", servers=servers)
+    for index, (bind, target) in enumerate(relays or []):
+        text += _RELAY.format(index=index, bind=bind, target=target)
+    config.write_text(text)
     log_path = directory / "haproxy.log"
     process = subprocess.Popen(
         [haproxy_binary(), "-db", "-f", str(config)],

@@ -36,6 +36,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     #: A loopback address of its own (127.0.0.2, ...) plays a separate host.
     host: str = "127.0.0.1"
+    #: What the command runs under (`ip netns exec NAME`: a host of its own).
+    prefix: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -46,7 +48,7 @@ class ServerProcess:
         env.update(self.env)
         env["PYTHONPATH"] = str(ROOT)
         argv = [sys.executable, "-m", "voice_agent.cli", "serve", "--port", str(self.port)]
-        argv += ["--host", self.host]
+        argv = [*self.prefix, *argv, "--host", self.host]
         if self.workers > 1:
             argv += ["--workers", str(self.workers)]
         self.process = subprocess.Popen(

@@ -1,5 +1,6 @@
-"""Two hosts behind a load balancer: two real `voice-agent serve` processes on their own
-loopback addresses (127.0.0.2 and 127.0.0.3) sharing real PostgreSQL and Redis, behind
+"""Two hosts behind a load balancer: two real `voice-agent serve` processes, each on a host
+of its own (loopback addresses 127.0.0.2 and 127.0.0.3; and, where the machine allows it,
+network namespaces joined by veth links), sharing real PostgreSQL and Redis, behind
 HAProxy from Debian's package (round robin, no sticky sessions), all reached through the
 one public origin Twilio signs. The Twilio webhook lands on one host and the media stream
 on the other; a dashboard hang-up posted to the host without the call reaches it; then the
@@ -19,7 +20,9 @@ import pytest
 
 from loadtest.fixtures import Utterance
 from loadtest.standins.openai_server import StandinOpenAI
+from tests.app.conftest import PG
 from tests.app.twilio_side import new_call_sid, voice_params
+from tests.deploy import netns
 from tests.deploy.balancer import Balancer, start_balancer
 from tests.deploy.processes import PhoneLine, ServerProcess, post_form, wait_for
 from tests.deploy.test_drain import stored_call
@@ -32,7 +35,8 @@ from voice_agent.resume import RESUME_PATH, RESUME_PHRASE
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 REDIS = "redis://127.0.0.1:6379/0"
-HOSTS = {"host_a": "127.0.0.2", "host_b": "127.0.0.3"}
+REDIS_PORT = 6379
+LOOPBACK_HOSTS = {"host_a": "127.0.0.2", "host_b": "127.0.0.3"}
 
 
 @pytest.fixture
@@ -40,20 +44,75 @@ def balancer_port() -> int:
     return free_port()
 
 
+Balanced = tuple[Balancer, dict[str, ServerProcess]]
+
+
 @pytest.fixture
-def balanced(
+def on_loopback(
     servers: Callable[..., ServerProcess], balancer_port: int, tmp_path: Path
-) -> Iterator[tuple[Balancer, dict[str, ServerProcess]]]:
+) -> Iterator[Balanced]:
+    """Hosts on loopback addresses of their own (127.0.0.2, 127.0.0.3)."""
     public = f"http://127.0.0.1:{balancer_port}"
     hosts = {
         name: servers(host=address, redis_url=REDIS, public_base_url=public)
-        for name, address in HOSTS.items()
+        for name, address in LOOPBACK_HOSTS.items()
     }
-    balancer = start_balancer(balancer_port, hosts, tmp_path)
+    backends = {name: (server.host, server.port) for name, server in hosts.items()}
+    balancer = start_balancer(balancer_port, backends, tmp_path)
     try:
         yield balancer, hosts
     finally:
         balancer.stop()
+
+
+@pytest.fixture
+def in_namespaces(
+    servers: Callable[..., ServerProcess],
+    balancer_port: int,
+    tmp_path: Path,
+    server_env: dict[str, str],
+    standin: StandinOpenAI,
+) -> Iterator[Balanced]:
+    """Hosts in network namespaces with veth links: each has its own interface, address and
+    loopback; it reaches PostgreSQL, Redis and the OpenAI stand-in (which listen on this
+    machine's loopback) through TCP relays on its link, as a host reaches managed ones."""
+    reason = netns.available()
+    if reason is not None:
+        pytest.skip(reason)
+    made = netns.make_hosts(len(LOOPBACK_HOSTS))
+    balancer: Balancer | None = None
+    try:
+        standin_port = int(standin.base_url.split("://", 1)[1].split("/", 1)[0].rsplit(":")[1])
+        relays: list[tuple[str, str]] = []
+        for host in made:
+            for port in (PG["port"], REDIS_PORT, standin_port):
+                relays.append((f"{host.gateway}:{port}", f"127.0.0.1:{port}"))
+        ports = [free_port() for _ in made]
+        named = list(zip(LOOPBACK_HOSTS, made, ports, strict=True))
+        backends = {name: (host.address, port) for name, host, port in named}
+        # The relays must be up before the servers connect to the database at start.
+        balancer = start_balancer(balancer_port, backends, tmp_path, relays)
+        for bind, _ in relays:
+            asyncio.run(balancer.listening(bind))
+        public = balancer.base_url
+        hosts = {}
+        for name, host, port in named:
+            local = f"@{PG['host']}:"
+            hosts[name] = servers(
+                host=host.address,
+                port=port,
+                prefix=tuple(host.argv([])),
+                public_base_url=public,
+                redis_url=f"redis://{host.gateway}:{REDIS_PORT}/0",
+                database_url=server_env["DATABASE_URL"].replace(local, f"@{host.gateway}:"),
+                openai_base_url=standin.base_url.replace("127.0.0.1", host.gateway),
+            )
+        yield balancer, hosts
+    finally:
+        if balancer is not None:
+            balancer.stop()
+        for host in made:
+            host.remove()
 
 
 async def placed_call(balancer: Balancer) -> tuple[PhoneLine, str]:
@@ -71,10 +130,20 @@ async def placed_call(balancer: Balancer) -> tuple[PhoneLine, str]:
     return line, twiml.redirect
 
 
-async def test_webhook_media_control_and_failover_across_two_hosts(
-    balanced: tuple[Balancer, dict[str, ServerProcess]],
-    utterances: dict[str, Utterance],
-    standin: StandinOpenAI,
+async def test_two_hosts_on_loopback_addresses(
+    on_loopback: Balanced, utterances: dict[str, Utterance], standin: StandinOpenAI
+) -> None:
+    await across_two_hosts(on_loopback, utterances, standin, "loopback addresses")
+
+
+async def test_two_hosts_in_network_namespaces(
+    in_namespaces: Balanced, utterances: dict[str, Utterance], standin: StandinOpenAI
+) -> None:
+    await across_two_hosts(in_namespaces, utterances, standin, "network namespaces")
+
+
+async def across_two_hosts(
+    balanced: Balanced, utterances: dict[str, Utterance], standin: StandinOpenAI, kind: str
 ) -> None:
     started = time.monotonic()
     balancer, hosts = balanced
@@ -145,7 +214,7 @@ async def test_webhook_media_control_and_failover_across_two_hosts(
     assert caller == [utterances["need"].text, utterances["budget"].text]
     took_s = time.monotonic() - started
     print(
-        f"\ntwo hosts behind HAProxy: webhook on {webhook_host}, media on {media_host};"
+        f"\ntwo hosts ({kind}) behind HAProxy: webhook on {webhook_host}, media on {media_host};"
         f" failover silence {silence_s * 1000:.0f} ms; whole test {took_s:.1f} s"
     )
     assert silence_s < 3.0
