@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from loadtest.standins.openai_server import StandinOpenAI
+from loadtest.standins.twilio_rest import TwilioRestStandin
 from tests.app.twilio_side import ACCOUNT_SID, new_call_sid, voice_params
+from tests.conftest import TWILIO_TOKEN
 from tests.deploy.processes import ROOT, PhoneLine, ServerProcess, post_form, wait_for
 from tests.deploy.test_drain import start_call, stored_call
 from voice_agent.conversation.session import ENDING_NOW
@@ -203,3 +205,41 @@ async def test_an_amd_verdict_on_b_leaves_the_voicemail_in_the_agents_voice_on_a
             break
         await asyncio.sleep(0.1)
     assert facts is not None and facts["outcome"] == "voicemail", facts
+
+
+async def test_a_transfer_posted_to_b_is_made_by_a_for_its_call(
+    servers: Callable[..., ServerProcess],
+) -> None:
+    async with TwilioRestStandin(ACCOUNT_SID, TWILIO_TOKEN) as twilio:
+        rest = {"twilio_account_sid": ACCOUNT_SID, "twilio_api_base_url": twilio.base_url}
+        a = servers(redis_url=REDIS, **rest)
+        b = servers(redis_url=REDIS, public_base_url=a.env["PUBLIC_BASE_URL"], **rest)
+        await asyncio.gather(a.ready(), b.ready())
+        add_admin(b, "ops@example.com")
+        line = await greeted_call(a)
+        twilio.register_call(line.call_sid)
+        client, csrf = await signed_in(b, "ops@example.com")
+        try:
+            response = await client.post(
+                f"/api/calls/{line.call_sid}/transfer",
+                data={"number": "+15550100200"},
+                headers={"x-csrf-token": csrf},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["worker"].endswith(f":{a.process.pid}")  # type: ignore[union-attr]
+            # A, holding the call, asks Twilio to dial the number (warm: with a whisper).
+            await wait_for(
+                lambda: any("Twiml" in r.form for r in twilio.requests_for(line.call_sid)),
+                10,
+                "the transfer's TwiML update",
+            )
+            update = next(r for r in twilio.requests_for(line.call_sid) if "Twiml" in r.form)
+            assert "+15550100200" in update.form["Twiml"] and "<Dial" in update.form["Twiml"]
+            # Without a number: refused on B before anything is sent.
+            empty = await client.post(
+                f"/api/calls/{line.call_sid}/transfer", headers={"x-csrf-token": csrf}
+            )
+            assert empty.status_code == 422
+        finally:
+            await client.aclose()
+            await line.aclose()
