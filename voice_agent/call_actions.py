@@ -46,7 +46,17 @@ def register_actions(control: CallControl, phrases: PhraseCache) -> None:
             return {"ok": True, "ended": True}
         return {"ok": True, "ended": False}
 
+    async def text(tap: Any, args: dict[str, Any]) -> Ack:
+        # An SMS naming the call (voice_agent.live_texts): the agent answers it by voice.
+        body = str(args.get("text") or "").strip()
+        if not body:
+            return {"ok": False, "error": "text is required"}
+        if not tap.on_text(body):
+            return {"ok": False, "error": "the call takes no text now"}
+        return {"ok": True}
+
     control.register("hangup", hangup)
+    control.register("sms", text)
     control.register("transfer", transfer)
     control.register("voicemail", voicemail)
     control.register("status", status)

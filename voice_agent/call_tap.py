@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from media.recording import BLOCK, RATE, CallRecording
 from prompts import AgentDefinition
@@ -67,10 +67,12 @@ class CallTap:
         "_clock",
         "_file",
         "_flush_at",
+        "_lead",
         "_line",
         "_live",
         "_message_heard",
         "_muted",
+        "_part",
         "_recordings",
         "_session",
         "_sink",
@@ -92,6 +94,7 @@ class CallTap:
         transfers: WarmTransfer | None,
         live: dict[str, CallTap] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        part: int = 0,
     ) -> None:
         self.call = call
         self._agent = agent
@@ -113,6 +116,10 @@ class CallTap:
         #: Set while a message (voicemail) owns the line: the session is not heard.
         self._muted = False
         self._message_heard: asyncio.Event | None = None
+        #: The call's part (N after its N-th resume, see voice_agent.resume) and where this
+        #: part's first sample falls on the call's timeline.
+        self._part = part
+        self._lead = 0
 
     def bind(self, session: StreamHandler) -> CallTap:
         self._session = session
@@ -148,6 +155,14 @@ class CallTap:
     def on_dtmf(self, digit: str) -> None:
         assert self._session is not None
         self._session.on_dtmf(digit)
+
+    def on_text(self, text: str) -> bool:
+        """A text sent during the call, for the session to answer by voice; False when this
+        session takes none (a suspension notice, a message being left, a call ending)."""
+        take = getattr(self._session, "on_text", None)
+        if take is None or self._muted:
+            return False
+        return bool(take(text))
 
     async def start(self, started_at: float | None = None) -> None:
         assert self._session is not None
@@ -237,8 +252,13 @@ class CallTap:
         log.info("call started: %s, agent %s", call.direction, call.agent)
         self._t0 = self._clock()
         self._started_at = at
+        if self._part > 0:
+            # A resumed call keeps its stored start: this part begins where the call is now.
+            self._lead = round(max(0.0, (datetime.now(UTC) - at).total_seconds()) * RATE)
         if self._recordings is not None:
-            self._file = self._recordings.open(call.tenant, call.call_sid, at)
+            self._file = self._recordings.open(
+                call.tenant, call.call_sid, at, self._part, self._lead
+            )
         if self._live is not None:
             self._live[call.call_sid] = self
         self._sink.call_started(call, at)
@@ -258,7 +278,7 @@ class CallTap:
         assert self._started_at is not None
         seconds = max(0.0, (event.ended_at - self._started_at).total_seconds())
         self._recordings.save_later(
-            self._file, self.recording, call.call_sid, round(seconds * RATE)
+            self._file, self.recording, call.call_sid, max(0, round(seconds * RATE) - self._lead)
         )
 
     def greeting_sent(self, call: CallInfo, first_audio_ms: float) -> None:

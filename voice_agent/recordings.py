@@ -4,6 +4,14 @@ calls.recording_path, deleted after the tenant's retention days.
 Layout: ``RECORDINGS_DIR/<tenant>/<YYYY-MM-DD>/<call_sid>.flac`` (default RECORDINGS_DIR is
 DATA_DIR/recordings); two channels, caller then agent, 8 kHz, 16-bit FLAC. The first sample
 is calls.started_at, so turn times index straight into the file.
+
+A call resumed on another worker (voice_agent.resume) goes on in the same file: the
+resumed part writes its own ``<call_sid>.r<N>.partial`` which starts with what the earlier
+parts left (the finished file, or the partial of a worker that was killed, read up to its
+last whole frame), then silence up to the moment the call resumed, then its own audio; the
+finished file replaces ``<call_sid>.flac``. Across hosts this needs RECORDINGS_DIR on shared
+storage; without it the earlier part is silence, and the resumed part is still in place on
+the call's timeline.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from media.recording import RATE, CallRecording, blocks_pcm, recycle
+from media.recording import BLOCK, RATE, CallRecording, blocks_pcm, recycle
 from voice_agent.storage.calls import CallRepository
 from voice_agent.storage.tenants import TenantRepository
 from voice_agent.storage.write_queue import WriteQueue
@@ -31,6 +39,9 @@ _ROW_WAIT_S = 10.0
 #: libsndfile's fastest FLAC setting: on 8 kHz speech it encodes in two thirds of the default's
 #: time (1.0 against 1.4 ms for 5 s of a call) and the files come out no larger.
 _FLAC_LEVEL = 0.0
+#: A killed worker's partial is read this many samples at a time: a read that reaches its
+#: truncated end fails whole, so this (one FLAC frame, half a second) is what is lost of it.
+_CARRY_CHUNK = 4096
 
 
 def recordings_dir(recordings_dir: str | None, data_dir: str) -> Path:
@@ -54,13 +65,46 @@ def write_flac(path: Path, recording: CallRecording, samples: int | None = None)
     partial.replace(path)  # a reader never sees half a file
 
 
+def carry_over(out: soundfile.SoundFile, source: Path | None, lead: int) -> int:
+    """Copy the first ``lead`` samples of ``source`` into ``out`` (as much as can be read:
+    a killed worker's partial ends inside its last frame), then silence up to ``lead``, in
+    blocks (an hour-long lead is never one array). Returns the samples taken from source."""
+    copied = 0
+    if source is not None:
+        try:
+            with soundfile.SoundFile(source) as earlier:
+                while copied < lead:
+                    try:
+                        chunk = earlier.read(min(_CARRY_CHUNK, lead - copied), dtype="int16")
+                    except RuntimeError:  # the truncated end of a killed worker's file
+                        break
+                    if not len(chunk):
+                        break
+                    out.write(chunk)
+                    copied += len(chunk)
+        except (RuntimeError, OSError) as exc:
+            log.warning("recording %s: earlier part unreadable: %s", source, exc)
+    taken = copied
+    silence = np.zeros((BLOCK, 2), dtype=np.int16)
+    while copied < lead:
+        n = min(BLOCK, lead - copied)
+        out.write(silence[:n])
+        copied += n
+    return taken
+
+
 class RecordingFile:
     """One call's FLAC, appended block by block in worker threads while the call goes on,
     so a call keeps only its last seconds of audio in memory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, part: int = 0, lead_samples: int = 0) -> None:
+        """``part`` > 0: the call's part after its N-th resume, whose own first sample is
+        ``lead_samples`` into the call."""
         self.path = path
-        self._partial = path.with_suffix(".partial")
+        self._part = part
+        self._lead = lead_samples
+        suffix = ".partial" if part == 0 else f".r{part}.partial"
+        self._partial = path.with_suffix(suffix)
         self._file: soundfile.SoundFile | None = None
         self._lock = asyncio.Lock()  # FIFO: appends land in the order they were made
         self.failed = False
@@ -71,7 +115,20 @@ class RecordingFile:
             self._file = soundfile.SoundFile(
                 self._partial, "w", RATE, 2, "PCM_16", format="FLAC", compression_level=_FLAC_LEVEL
             )
+            if self._part > 0:
+                carry_over(self._file, self._earlier(), self._lead)
         self._file.write(pcm)
+
+    def _earlier_parts(self) -> list[Path]:
+        """Files the call's earlier parts left: the finished one, partials of killed ones."""
+        candidates = [self.path, self.path.with_suffix(".partial")]
+        candidates += self.path.parent.glob(f"{self.path.stem}.r*.partial")
+        return [p for p in candidates if p != self._partial and p.exists()]
+
+    def _earlier(self) -> Path | None:
+        # The newest holds the most: each part starts from what the one before it left.
+        parts = self._earlier_parts()
+        return max(parts, key=lambda p: p.stat().st_mtime_ns) if parts else None
 
     def _finish(self, recording: CallRecording, samples: int) -> None:
         self._append(recording.pcm(samples))
@@ -81,6 +138,10 @@ class RecordingFile:
         if self._file is not None:
             self._file.close()
             self._partial.replace(self.path)
+            if self._part > 0:
+                for stale in self._earlier_parts():
+                    if stale != self.path:
+                        stale.unlink(missing_ok=True)  # their audio is in this file now
 
     async def append_blocks(self, blocks: list[tuple[bytearray, bytearray]]) -> None:
         async with self._lock:
@@ -131,8 +192,11 @@ class RecordingStore:
         tenant_dir = _SAFE.sub("_", tenant) or "_"
         return self.directory / tenant_dir / day / f"{_SAFE.sub('_', call_sid)}.flac"
 
-    def open(self, tenant: str, call_sid: str, started_at: datetime) -> RecordingFile:
-        return RecordingFile(self.path_for(tenant, call_sid, started_at))
+    def open(
+        self, tenant: str, call_sid: str, started_at: datetime, part: int = 0, lead: int = 0
+    ) -> RecordingFile:
+        """The call's file; ``part`` > 0 (after a resume) goes on from the earlier parts."""
+        return RecordingFile(self.path_for(tenant, call_sid, started_at), part, lead)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -34,6 +34,7 @@ from voice_agent.crm.setup import build_crm
 from voice_agent.drain import Drain
 from voice_agent.events.emitter import Events
 from voice_agent.events.setup import analysis_hook, build_events
+from voice_agent.live_texts import LiveCallTexts
 from voice_agent.logs import bind_call
 from voice_agent.metrics import Metrics
 from voice_agent.outbound.greetings import GreetingStore
@@ -215,10 +216,11 @@ class Runtime:
             agent=agent,
             sink=self.session_sink or self.recorder,
             line=line,
-            # A resumed call's first part keeps its recording (a second would overwrite it).
-            recordings=None if resumed else self.recordings,
+            # A resumed call's recording goes on in the same file (voice_agent.recordings).
+            recordings=self.recordings,
             transfers=self.transfers,
             live=self.live_calls,
+            part=_resume_count(data) if resumed else 0,
         )
         if data.get("suspended"):  # the tenant is suspended (#14): a notice, no agent
             return tap.bind(SuspendedNotice(call, agent, self.phrases, tap))
@@ -325,6 +327,12 @@ class Runtime:
             await self.redis.aclose()  # type: ignore[attr-defined]
         if self.owns_pipeline:
             await self.pipeline.aclose()
+
+
+def _resume_count(data: dict[str, str]) -> int:
+    """How many times the call was resumed (the resume webhook counts them in the token)."""
+    raw = data.get("resumes", "1")
+    return max(1, int(raw)) if raw.isdigit() else 1
 
 
 def _with_tenant_limit(config: SessionConfig, data: dict[str, str]) -> SessionConfig:
@@ -450,6 +458,7 @@ async def build_runtime(
     if meter_events is not None:
         runtime.outbox.register(meter_events)
     runtime.sms = _sms_service(runtime)
+    runtime.sms.live_call = LiveCallTexts(calls, runtime.control, runtime.live_calls).deliver
     runtime.memory = CallerMemory(crm_finder(database), settings.caller_memory_ttl_s)
     runtime.crm = build_crm(settings, database, runtime.outbox, runtime.memory, clock, redis_client)
     runtime.crm.start(database)  # leads and calls whose CRM write was missed

@@ -58,12 +58,19 @@ def servers(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Callable[...
     host signs and is signed for the one public origin."""
     started: list[ServerProcess] = []
 
-    def start(workers: int = 1, **settings: str) -> ServerProcess:
-        port = free_port()
+    def start(
+        workers: int = 1,
+        host: str = "127.0.0.1",
+        prefix: tuple[str, ...] = (),
+        port: int | None = None,
+        **settings: str,
+    ) -> ServerProcess:
+        port = port or free_port()
         env = dict(server_env)
-        env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+        env["PUBLIC_BASE_URL"] = f"http://{host}:{port}"
         env.update({k.upper(): str(v) for k, v in settings.items()})
-        server = ServerProcess(port, env, tmp_path / f"server-{port}.log", workers)
+        log = tmp_path / f"server-{port}.log"
+        server = ServerProcess(port, env, log, workers, host=host, prefix=prefix)
         server.start()
         started.append(server)
         return server

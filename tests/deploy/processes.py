@@ -34,16 +34,21 @@ class ServerProcess:
     log_path: Path
     workers: int = 1
     process: subprocess.Popen[bytes] | None = None
+    #: A loopback address of its own (127.0.0.2, ...) plays a separate host.
+    host: str = "127.0.0.1"
+    #: What the command runs under (`ip netns exec NAME`: a host of its own).
+    prefix: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k.upper() not in self.env}
         env.update(self.env)
         env["PYTHONPATH"] = str(ROOT)
         argv = [sys.executable, "-m", "voice_agent.cli", "serve", "--port", str(self.port)]
+        argv = [*self.prefix, *argv, "--host", self.host]
         if self.workers > 1:
             argv += ["--workers", str(self.workers)]
         self.process = subprocess.Popen(

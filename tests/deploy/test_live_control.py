@@ -9,15 +9,23 @@ import asyncio
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.app.twilio_side import ACCOUNT_SID
+from loadtest.standins.openai_server import StandinOpenAI
+from loadtest.standins.twilio_rest import TwilioRestStandin
+from tests.app.twilio_side import ACCOUNT_SID, new_call_sid, voice_params
+from tests.conftest import TWILIO_TOKEN
 from tests.deploy.processes import ROOT, PhoneLine, ServerProcess, post_form, wait_for
 from tests.deploy.test_drain import start_call, stored_call
 from voice_agent.conversation.session import ENDING_NOW
+from voice_agent.storage.calls import CallRepository
+from voice_agent.storage.database import Database
+from voice_agent.storage.scheduled_calls import ScheduledCall, ScheduledCallRepository
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -140,3 +148,98 @@ async def wait_for_end(server: ServerProcess, call_sid: str) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"call {call_sid} not stored as ended")
+
+
+async def test_an_amd_verdict_on_b_leaves_the_voicemail_in_the_agents_voice_on_a(
+    servers: Callable[..., ServerProcess], standin: StandinOpenAI
+) -> None:
+    a = servers(redis_url=REDIS)
+    public = a.env["PUBLIC_BASE_URL"]
+    b = servers(redis_url=REDIS, public_base_url=public)
+    await asyncio.gather(a.ready(), b.ready())
+    call_sid, callee = new_call_sid(), "+15557650000"
+    scheduled = ScheduledCall(
+        tenant="default",
+        to_number=callee,
+        due_at=datetime.now(UTC) + timedelta(days=1),  # never the dialer's: placed already
+        reason="manual",
+        context={"first_name": "Maria"},
+        status="placed",
+        call_sid=call_sid,
+    )
+    database = await Database.connect(a.env["DATABASE_URL"])
+    try:
+        scheduled_id = await ScheduledCallRepository(database).add(scheduled)
+    finally:
+        await database.dispose()
+    # Answered: Twilio fetches the TwiML on A and streams there.
+    params = voice_params(call_sid, Direction="outbound-api", From="+15557654321", To=callee)
+    path = f"/twilio/voice?scheduled={scheduled_id}"
+    response = await post_form(a.base_url, public, path, params)
+    assert response.status_code == 200, response.text
+    stream = ET.fromstring(response.text).find("./Connect/Stream")
+    assert stream is not None
+    token = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}["token"]
+    ws_url = a.base_url.replace("http://", "ws://") + "/twilio/media"
+    line = await PhoneLine.open(ws_url, public + "/twilio/media", call_sid, token)
+    await wait_for(lambda: len(line.agent_audio) > 4000, 10, "the greeting")
+    heard = len(line.agent_audio)
+    # The AMD verdict lands on B, which holds no stream and has no Twilio REST credentials:
+    # only the live call control can leave the message.
+    amd = {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "AnsweredBy": "machine_end_beep"}
+    verdict = await post_form(b.base_url, public, f"/twilio/amd?scheduled={scheduled_id}", amd)
+    assert verdict.status_code == 204, verdict.text
+    await asyncio.wait_for(line.closed.wait(), 30)  # A hangs up once the message has played
+    await line.aclose()
+    spoken = [r.body["input"] for r in standin.recorded("speech")]
+    message = next(text for text in spoken if "Maria" in text and "following up" in text)
+    assert len(line.agent_audio) - heard >= 8000 * len(message.split()) * 0.2  # it played
+    facts = None
+    for _ in range(50):
+        database = await Database.connect(a.env["DATABASE_URL"])
+        try:
+            facts = await CallRepository(database).call_facts(call_sid)
+        finally:
+            await database.dispose()
+        if facts is not None and facts["outcome"]:
+            break
+        await asyncio.sleep(0.1)
+    assert facts is not None and facts["outcome"] == "voicemail", facts
+
+
+async def test_a_transfer_posted_to_b_is_made_by_a_for_its_call(
+    servers: Callable[..., ServerProcess],
+) -> None:
+    async with TwilioRestStandin(ACCOUNT_SID, TWILIO_TOKEN) as twilio:
+        rest = {"twilio_account_sid": ACCOUNT_SID, "twilio_api_base_url": twilio.base_url}
+        a = servers(redis_url=REDIS, **rest)
+        b = servers(redis_url=REDIS, public_base_url=a.env["PUBLIC_BASE_URL"], **rest)
+        await asyncio.gather(a.ready(), b.ready())
+        add_admin(b, "ops@example.com")
+        line = await greeted_call(a)
+        twilio.register_call(line.call_sid)
+        client, csrf = await signed_in(b, "ops@example.com")
+        try:
+            response = await client.post(
+                f"/api/calls/{line.call_sid}/transfer",
+                data={"number": "+15550100200"},
+                headers={"x-csrf-token": csrf},
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["worker"].endswith(f":{a.process.pid}")  # type: ignore[union-attr]
+            # A, holding the call, asks Twilio to dial the number (warm: with a whisper).
+            await wait_for(
+                lambda: any("Twiml" in r.form for r in twilio.requests_for(line.call_sid)),
+                10,
+                "the transfer's TwiML update",
+            )
+            update = next(r for r in twilio.requests_for(line.call_sid) if "Twiml" in r.form)
+            assert "+15550100200" in update.form["Twiml"] and "<Dial" in update.form["Twiml"]
+            # Without a number: refused on B before anything is sent.
+            empty = await client.post(
+                f"/api/calls/{line.call_sid}/transfer", headers={"x-csrf-token": csrf}
+            )
+            assert empty.status_code == 422
+        finally:
+            await client.aclose()
+            await line.aclose()

@@ -14,8 +14,11 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from loadtest.fixtures import Utterance
 from loadtest.standins.openai_server import StandinOpenAI
@@ -24,6 +27,8 @@ from tests.deploy.processes import PhoneLine, ServerProcess, post_form, wait_for
 from tests.deploy.test_drain import stored_call
 from tests.deploy.test_live_control import wait_for_end
 from voice_agent.resume import RESUME_PATH, RESUME_PHRASE
+from voice_agent.storage.calls import CallRepository
+from voice_agent.storage.database import Database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -121,6 +126,7 @@ async def test_sigkill_of_the_holder_then_the_call_goes_on_elsewhere(
     assert RESUME_PHRASE in agent, agent
     assert caller == [utterances["need"].text, utterances["budget"].text]
     assert call.end_reason == "caller-hangup"
+    await recording_spans_both_parts(b, call_sid, call)
     print(f"\nsilence heard after SIGKILL: {silence_s * 1000:.0f} ms")
     assert silence_s < 3.0
 
@@ -171,3 +177,38 @@ async def test_silence_over_many_kills(
     p50 = statistics.median(silences)
     p99 = silences[min(len(silences) - 1, round(0.99 * (len(silences) - 1)))]
     print(f"\n{kills} kills: silence p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+
+
+async def recording_path(database_url: str, call_sid: str) -> str | None:
+    for _ in range(100):  # written once the file is finished, after the call's end
+        database = await Database.connect(database_url)
+        try:
+            facts = await CallRepository(database).call_facts(call_sid)
+        finally:
+            await database.dispose()
+        if facts is not None and facts["recording_path"]:
+            return str(facts["recording_path"])
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def recording_spans_both_parts(server: ServerProcess, call_sid: str, call) -> None:  # type: ignore[no-untyped-def]
+    """One file for the whole call (the servers share DATA_DIR, as shared storage would):
+    what the killed worker had written of its part (the greeting), then the resumed part at
+    its place on the call's timeline (the apology, the second turn)."""
+    path = await recording_path(server.env["DATABASE_URL"], call_sid)
+    assert path is not None, "no recording linked to the resumed call"
+    audio, rate = soundfile.read(path, dtype="int16")
+    whole_s = (call.ended_at - call.started_at).total_seconds()
+    assert abs(len(audio) / rate - whole_s) < 1.0, (len(audio) / rate, whole_s)
+    resumed = next(t for t in call.turns if t.text == RESUME_PHRASE)
+    split = round((resumed.started_at - call.started_at).total_seconds() * rate)
+    agent = np.abs(audio[:, 1].astype(np.int32))
+    caller = np.abs(audio[:, 0].astype(np.int32))
+    # The killed worker's file holds the blocks it had handed to the writer (every 5 s):
+    # the greeting at least; its last seconds died with it.
+    assert agent[: 4 * rate].max() > 1000, "the first part's greeting is missing"
+    assert agent[split:].max() > 1000, "the resumed part's agent audio is missing"
+    assert caller[split:].max() > 1000, "the resumed part's caller audio is missing"
+    leftovers = list(Path(path).parent.glob(f"{call_sid}*.partial"))
+    assert leftovers == [], leftovers

@@ -31,7 +31,7 @@ from voice_agent.conversation.ports import (
     TurnLatency,
     UsageEvent,
 )
-from voice_agent.conversation.session import APOLOGY, CONNECTING
+from voice_agent.conversation.session import APOLOGY, CONNECTING, TEXT_PREFIX
 from voice_agent.conversation.speaker import Speaker
 from voice_agent.conversation.tool_dispatch import combine, dispatch_tool
 from voice_agent.providers.base import ChatMessage, ProviderError
@@ -221,6 +221,16 @@ class RealtimeCallSession:
         self._emit("event", text, time.time(), False, None)
         self._history.append(ChatMessage("user", text))
         self._background_task(self._say_to_model(text))
+
+    def on_text(self, text: str) -> bool:
+        """A text sent during the call (see CallSession.on_text), passed to the model."""
+        if self._ended or self._conn is None:
+            return False
+        message = f"{TEXT_PREFIX} {text}"
+        self._emit("event", message, time.time(), False, None)
+        self._history.append(ChatMessage("user", message))
+        self._background_task(self._say_to_model(message))
+        return True
 
     async def end(self, reason: str | None = None) -> None:
         if self._ended:

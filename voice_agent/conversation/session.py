@@ -50,6 +50,8 @@ ENDING_NOW = "I'm sorry, I have to end our call now."
 #: Said (from cached audio) while a late reply is still being retried, so the caller is
 #: never left in silence; the second one if the first did not cover the wait.
 HOLD_ON = "One moment, please."
+#: How a text sent during the call appears in its history and transcript.
+TEXT_PREFIX = "[SMS]"
 STILL_WORKING = "Still working on that, thanks for waiting."
 #: After repeated provider failures: the call is handed on or ended, politely.
 TROUBLE_TRANSFER = "I'm sorry, I'm having technical trouble. Let me connect you to a colleague."
@@ -255,6 +257,18 @@ class CallSession:
         self._interrupt(now)
         self._task = self._spawn(self._respond_to_text(f"[DTMF {digit}]", now))
         self._watch_for_dead_air(now)
+
+    def on_text(self, text: str) -> bool:
+        """A text message sent by the other party during the call (an SMS naming it, from
+        another worker through call_control): taken like a key press, as an event turn the
+        agent answers by voice. False once the call is ending (nobody would answer it)."""
+        if self._ended or self._closing:
+            return False
+        now = time.perf_counter()
+        self._interrupt(now)
+        self._task = self._spawn(self._respond_to_text(f"{TEXT_PREFIX} {text}", now))
+        self._watch_for_dead_air(now)
+        return True
 
     async def end(self, reason: str | None = None) -> None:
         """The stream is over: finish every task and record the call. Safe to call twice."""

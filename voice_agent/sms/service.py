@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -158,6 +158,9 @@ class SmsService:
         #: Told of every text stored in and handed to Twilio out ("sms.received",
         #: "sms.sent"), for the events package; must not block.
         self.on_text: TextHook | None = None
+        #: (tenant, texter, business number, text) -> whether a live call took the text
+        #: (voice_agent.live_texts); then the agent answers it by voice, not by SMS.
+        self.live_call: Callable[[str, str, str, str], Awaitable[object | None]] | None = None
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -224,6 +227,8 @@ class SmsService:
         if keyword is not None and keyword.kind == "help":
             help_text = tenant.sms_help_text or DEFAULT_HELP.format(name=tenant.name)
             return await self._fixed_reply(thread, tenant, help_text)
+        if await self._to_live_call(tenant, sms):
+            return None  # answered by voice in the call; stored in the thread all the same
         suspended = await self._suspended_since(tenant.slug)
         if suspended is not None:
             if await self._repo.outbound_since(thread.id, suspended):
@@ -275,6 +280,17 @@ class SmsService:
         # No number set up yet (the embedded install): everything is the default tenant's.
         tenant = await self._tenants.get(self._default_tenant)
         return tenant, tenant.agent
+
+    async def _to_live_call(self, tenant: Tenant, sms: InboundSms) -> bool:
+        if self.live_call is None or not sms.body.strip():
+            return False
+        try:
+            taken = await self.live_call(tenant.slug, sms.from_number, sms.to_number, sms.body)
+        except Exception as exc:
+            # The text is still answered, by SMS: better than silence.
+            log.warning("sms %s: live call not reached: %s", sms.message_sid, exc)
+            return False
+        return taken is not None
 
     async def _suspended_since(self, tenant: str) -> datetime | None:
         if self._billing is None:

@@ -303,6 +303,37 @@ class CallRepository:
         async with self._db.engine.connect() as conn:
             return [(row.call_sid, row.recording_path) for row in await conn.execute(query)]
 
+    async def in_progress_between(
+        self, tenant: str, party: str, business: str, since: datetime
+    ) -> list[str]:
+        """CallSids of the tenant's calls not yet ended between ``party`` (the caller of an
+        inbound call, the callee of an outbound one) and the ``business`` number, started
+        after ``since``, newest first: the calls a text from ``party`` to ``business`` names."""
+        inbound = and_(
+            calls.c.direction == "inbound",
+            calls.c.from_number == party,
+            calls.c.to_number == business,
+        )
+        outbound = and_(
+            calls.c.direction == "outbound",
+            calls.c.to_number == party,
+            calls.c.from_number == business,
+        )
+        query = (
+            select(calls.c.call_sid)
+            .where(
+                calls.c.tenant == tenant,
+                calls.c.ended_at.is_(None),
+                calls.c.status.not_in(FINAL_STATUSES),
+                calls.c.started_at >= since,
+                inbound | outbound,
+            )
+            .order_by(calls.c.started_at.desc())
+            .limit(3)
+        )
+        async with self._db.engine.connect() as conn:
+            return [row.call_sid for row in await conn.execute(query)]
+
     @staticmethod
     async def _call_ids(conn: AsyncConnection, sids: set[str]) -> dict[str, int]:
         result = await conn.execute(_CALL_IDS, {"sids": list(sids)})
