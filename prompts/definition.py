@@ -107,6 +107,13 @@ class TurnTaking:
     finished, ``max_wait_ms`` when it is visibly going on (a trailing "and", half a
     phone number), the silence wait otherwise. ``interruption_min_ms``: voice needed to
     interrupt the agent (0: the server's BARGE_IN_MIN_MS).
+
+    ``resume_on_backchannel`` on: caller voice while the agent speaks clears the line but
+    keeps the reply; when the caller stops, their transcript decides: nothing, or only a
+    backchannel ("uh-huh", "okay"), resumes the agent where it stopped; words take the
+    turn. Off: any voice past ``interruption_min_ms`` stops the reply for good.
+    ``early_llm`` (with ``text_aware``): a pause judged finished starts the model's reply
+    at once; it is held until the turn ends, and dropped if the caller goes on.
     """
 
     text_aware: bool = False
@@ -115,6 +122,8 @@ class TurnTaking:
     max_wait_ms: int = 1500
     silence_ms: int = 0
     interruption_min_ms: int = 0
+    resume_on_backchannel: bool = True
+    early_llm: bool = True
 
 
 @dataclass(frozen=True, slots=True)

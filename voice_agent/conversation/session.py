@@ -30,7 +30,7 @@ from voice_agent.conversation.ports import (
 from voice_agent.conversation.sentences import SentenceSplitter
 from voice_agent.conversation.speaker import Speaker
 from voice_agent.conversation.tool_dispatch import combine, dispatch_tool
-from voice_agent.conversation.turn_end import judge, question_kind
+from voice_agent.conversation.turn_end import is_backchannel, judge, question_kind
 from voice_agent.providers.base import (
     ChatMessage,
     Pipeline,
@@ -166,6 +166,12 @@ class CallSession:
             on_pause=self._paused if self._waits is not None else None,
             adaptive_floor=config.adaptive_noise_floor,
         )
+        #: Caller voice while the agent speaks only pauses it (see _hold).
+        self._resume_on_backchannel = taking.resume_on_backchannel
+        #: The transcript deciding whether a held reply resumes (see _decide), and the
+        #: caller audio heard while it was held.
+        self._deciding: asyncio.Task[None] | None = None
+        self._held_speech: list[np.ndarray] = []
         #: Speculative transcripts of the turn so far, by pause (see _paused).
         self._speculative: dict[int, asyncio.Task[str | None]] = {}
         #: What the agent last said: the question the caller's turn answers.
@@ -266,14 +272,14 @@ class CallSession:
         speculative = self._speculative.values()
         tasks = [
             t
-            for t in (self._task, *self._background, *speculative)
+            for t in (self._task, self._deciding, *self._background, *speculative)
             if t is not None and not t.done()
         ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         # A cancelled task keeps its traceback, whose frames hold this session.
-        self._watch = self._task = None
+        self._watch = self._task = self._deciding = None
         self._listener.close()
         if self._reply is not None:
             self._reply.cancelled = True
@@ -307,8 +313,26 @@ class CallSession:
     # --- listening -----------------------------------------------------------------------
 
     def _speech_started(self, onset_at: float) -> None:
-        if not self._closing:
+        if self._closing or self._playback.holding:
+            return  # already paused for this caller: their speech's end decides
+        task, reply = self._task, self._reply
+        if (
+            self._resume_on_backchannel
+            and self._playback.audible
+            and reply is not None
+            and task is not None
+            and not task.done()
+        ):
+            self._hold(onset_at)
+        else:
             self._interrupt(onset_at)
+
+    def _hold(self, onset_at: float) -> None:
+        """Caller voice over the agent: clear the line at once (the same clear, and the
+        same budget, as a barge-in) but keep the reply and its unheard audio. Whether it
+        was an interruption is known only when the caller stops (see _decide)."""
+        self._playback.hold()
+        self._background_task(self._send_clear(onset_at))
 
     def _speech_ended(self, speech: CallerSpeech) -> None:
         if self._closing:
@@ -319,6 +343,18 @@ class CallSession:
         for stale in self._speculative.values():
             stale.cancel()
         self._speculative.clear()
+        if self._playback.holding:
+            deciding = self._deciding
+            if deciding is not None and not deciding.done():
+                # More speech before the last was judged: judge it all together.
+                deciding.cancel()
+                heard = None
+            self._held_speech.append(speech.pcm16)
+            if len(self._held_speech) > 1:
+                speech.pcm16 = np.concatenate(self._held_speech)
+                heard = None
+            self._deciding = self._spawn(self._decide(speech, heard))
+            return
         if self._unheard:
             # The caller went on talking before the last turn was understood: hear it whole.
             speech.pcm16 = np.concatenate([*self._unheard, speech.pcm16])
@@ -367,7 +403,14 @@ class CallSession:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        deciding = self._deciding
+        if deciding is not None and deciding is not asyncio.current_task():
+            deciding.cancel()
+        self._deciding = None
+        self._held_speech.clear()
         if task is None or task.done():
+            if self._playback.holding:
+                self._playback.clear()
             return
         task.cancel()
         if reply is not None:
@@ -375,7 +418,45 @@ class CallSession:
             if self._playback.audible:
                 self._playback.clear()
                 self._background_task(self._send_clear(onset_at))
+            elif self._playback.holding:
+                self._playback.clear()  # the line was cleared when the hold began
             self._close_reply(interrupted=True)
+
+    async def _decide(self, speech: CallerSpeech, heard: asyncio.Task[str | None] | None) -> None:
+        """The caller spoke over the agent and has stopped: nothing, or only a backchannel,
+        resumes the held reply where it stopped; words interrupt it and take the turn."""
+        stt_started = time.perf_counter()
+        text = await heard if heard is not None else None
+        if text is None:
+            audio_s = len(speech.pcm16) / 8000.0
+            try:
+                transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
+            except ProviderError as exc:
+                # Not known what was said: taken as an interruption, as without the hold;
+                # the turn's own transcription is tried again (and apologised for).
+                log.info(
+                    "call %s: transcript of an interruption failed: %s", self.call.call_sid, exc
+                )
+                self._take_turn(speech, None)
+                return
+            finally:
+                self._usage("stt_seconds", audio_s, self._stt_model)
+            text = transcript.text.strip()
+        if self._playback.holding and is_backchannel(text):
+            self._held_speech.clear()
+            self._deciding = None
+            log.info("call %s: not an interruption (%r); resuming", self.call.call_sid, text)
+            await self._speaker.resume()
+            return
+        stt_ms = (time.perf_counter() - stt_started) * 1000.0
+        self._take_turn(speech, (text, stt_ms))
+
+    def _take_turn(self, speech: CallerSpeech, known: tuple[str, float] | None) -> None:
+        """A real interruption of a held reply: it stops where the caller last heard it,
+        and the caller's words are the next turn."""
+        self._interrupt(speech.end_at)
+        self._task = self._spawn(self._respond_to_speech(speech, None, known))
+        self._watch_for_dead_air(time.perf_counter())
 
     async def _send_clear(self, onset_at: float) -> None:
         await self._transport.send_clear()
@@ -434,11 +515,18 @@ class CallSession:
         self._close_reply(interrupted=False)
 
     async def _respond_to_speech(
-        self, speech: CallerSpeech, heard: asyncio.Task[str | None] | None = None
+        self,
+        speech: CallerSpeech,
+        heard: asyncio.Task[str | None] | None = None,
+        known: tuple[str, float] | None = None,
     ) -> None:
         stt_started = time.perf_counter()
         text: str | None = None
-        if heard is not None:
+        if known is not None:
+            # Transcribed already, to tell an interruption from a backchannel.
+            text = known[0]
+            stt_started -= known[1] / 1000.0
+        elif heard is not None:
             # Transcribed (or being transcribed) at the pause: the same audio, billed then.
             try:
                 text = await heard

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-__all__ = ["QuestionKind", "Verdict", "judge", "question_kind"]
+__all__ = ["QuestionKind", "Verdict", "is_backchannel", "judge", "question_kind"]
 
 Verdict = Literal["complete", "incomplete", "unsure"]
 QuestionKind = Literal["phone", "email", "address", "name", "yes_no", "open"]
@@ -171,3 +171,26 @@ def _address(words: list[str]) -> Verdict:
     if after[0] in ("apartment", "apt", "unit", "suite", "flat") and len(after) <= 2:
         return "incomplete"
     return "complete"
+
+
+#: What a listener says to keep the speaker going, not to take the turn. Whisper spells
+#: "mm-hmm" and "uh-huh" several ways (and splits them at the hyphen). Not "yes", "no",
+#: "sure" or "wait": said over the agent, those mostly answer or stop it.
+_BACKCHANNEL = frozenset(
+    """uh huh uhhuh mhm mm hmm mmhmm hm um ah oh yeah yep yup ya yah okay ok k right
+    alright gotcha got it it i see cool wow""".split()
+)
+#: Words of a backchannel that need a partner to be one ("got it", "i see").
+_NOT_ALONE = frozenset({"got", "i", "see", "it"})
+
+
+def is_backchannel(text: str) -> bool:
+    """True when ``text`` (a transcript of caller speech made while the agent spoke) is
+    nothing, or only listener feedback: "uh-huh", "yeah okay", "right, right"; such a
+    sound does not take the turn. Up to four words, every one a backchannel word."""
+    words = _WORD.findall(text.lower().replace("-", " "))
+    if not words:
+        return True
+    if len(words) > 4 or any(w not in _BACKCHANNEL for w in words):
+        return False
+    return not (len(words) == 1 and words[0] in _NOT_ALONE)
