@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from prompts import AgentDefinition
+from voice_agent.conversation.early_reply import EarlyReply
 from voice_agent.conversation.listener import CallerSpeech, Listener, PausedSpeech, TurnWaits
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.playback import Playback, SpokenReply
@@ -172,6 +173,9 @@ class CallSession:
         #: caller audio heard while it was held.
         self._deciding: asyncio.Task[None] | None = None
         self._held_speech: list[np.ndarray] = []
+        #: The model's reply started at a pause judged finished (see _start_early).
+        self._early_llm = taking.early_llm and self._waits is not None
+        self._early: EarlyReply | None = None
         #: Speculative transcripts of the turn so far, by pause (see _paused).
         self._speculative: dict[int, asyncio.Task[str | None]] = {}
         #: What the agent last said: the question the caller's turn answers.
@@ -280,6 +284,7 @@ class CallSession:
         await asyncio.gather(*tasks, return_exceptions=True)
         # A cancelled task keeps its traceback, whose frames hold this session.
         self._watch = self._task = self._deciding = None
+        self._drop_early()
         self._listener.close()
         if self._reply is not None:
             self._reply.cancelled = True
@@ -360,14 +365,19 @@ class CallSession:
             speech.pcm16 = np.concatenate([*self._unheard, speech.pcm16])
             self._unheard.clear()
             heard = None
+        early, self._early = self._early, None
+        if early is not None and (speech.pause == 0 or early.pause != speech.pause):
+            early.cancel()  # started at a pause the caller talked on through
+            early = None
         self._interrupt(speech.end_at)  # a DTMF reply may have started meanwhile
-        self._task = self._spawn(self._respond_to_speech(speech, heard))
+        self._task = self._spawn(self._respond_to_speech(speech, heard, early=early))
         # Due from the turn's end (the endpointing silence is the caller's own pause).
         self._watch_for_dead_air(time.perf_counter())
 
     def _paused(self, paused: PausedSpeech) -> None:
         """A short pause in the caller's turn: transcribe it so far, judge whether it is
         finished, and tell the listener how long to wait (text-aware end of turn)."""
+        self._drop_early()  # the caller went on after the pause it was started at
         if not self._ended:
             self._speculative[paused.pause] = asyncio.create_task(
                 self._speculate(paused), context=self._call_context()
@@ -393,8 +403,34 @@ class CallSession:
         wait = {"complete": waits.min_wait_ms, "incomplete": waits.max_wait_ms}.get(
             verdict, self._silence_ms
         )
+        if verdict == "complete":
+            self._start_early(paused.pause, text)
         self._listener.verdict(paused.pause, wait)
         return text
+
+    def _start_early(self, pause: int, text: str) -> None:
+        """Ask the model now, at a pause that reads as the end of the turn: its answer is
+        held until the turn does end there (see _respond_to_speech) and dropped if the
+        caller goes on. Not while a reply is held for a possible interruption, whose
+        outcome changes the history the model would be asked with."""
+        if (
+            not self._early_llm
+            or self._ended
+            or self._closing
+            or self._playback.holding
+            or not any(ch.isalnum() for ch in text)
+        ):
+            return
+        self._drop_early()
+        history = [*self._history, ChatMessage("user", text)]
+        self._early = EarlyReply(
+            pause, text, len(self._history), self._dialogue.respond(history), self._call_context()
+        )
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
 
     def _interrupt(self, onset_at: float) -> None:
         """Barge-in: stop the reply in flight and drop whatever Twilio still has queued.
@@ -403,6 +439,7 @@ class CallSession:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        self._drop_early()
         deciding = self._deciding
         if deciding is not None and deciding is not asyncio.current_task():
             deciding.cancel()
@@ -519,6 +556,20 @@ class CallSession:
         speech: CallerSpeech,
         heard: asyncio.Task[str | None] | None = None,
         known: tuple[str, float] | None = None,
+        early: EarlyReply | None = None,
+    ) -> None:
+        try:
+            await self._answer_speech(speech, heard, known, early)
+        finally:
+            if early is not None:
+                early.cancel()  # not taken (a failure, a cancel): its request stops too
+
+    async def _answer_speech(
+        self,
+        speech: CallerSpeech,
+        heard: asyncio.Task[str | None] | None,
+        known: tuple[str, float] | None,
+        early: EarlyReply | None,
     ) -> None:
         stt_started = time.perf_counter()
         text: str | None = None
@@ -552,21 +603,27 @@ class CallSession:
         stt_ms = (time.perf_counter() - stt_started) * 1000.0
         if not any(ch.isalnum() for ch in text):
             return  # a noise the VAD took for speech: nothing to answer
+        if early is not None and (
+            early.failed or not early.matches(speech.pause, text, len(self._history))
+        ):
+            early.cancel()  # asked with other words or another history: ask again
+            early = None
         self._emit("caller", text, speech.onset_wall, False, None)
         self._history.append(ChatMessage("user", text))
         endpointing_ms = max(0.0, stt_started - speech.end_at) * 1000.0
-        await self._reply_from_dialogue(_Timing(speech.end_at, endpointing_ms, stt_ms))
+        await self._reply_from_dialogue(_Timing(speech.end_at, endpointing_ms, stt_ms), early)
 
     async def _respond_to_text(self, text: str, at: float) -> None:
         self._emit("event", text, time.time(), False, None)
         self._history.append(ChatMessage("user", text))
         await self._reply_from_dialogue(_Timing(at, 0.0, 0.0))
 
-    async def _reply_from_dialogue(self, timing: _Timing) -> None:
+    async def _reply_from_dialogue(self, timing: _Timing, early: EarlyReply | None = None) -> None:
         reply = self._new_reply()
         try:
             for _ in range(_MAX_TOOL_ROUNDS):
-                calls = await self._one_round(reply, timing)
+                calls = await self._one_round(reply, timing, early)
+                early = None
                 if not calls:
                     break
                 if await self._run_tools(calls, reply, timing):
@@ -580,15 +637,19 @@ class CallSession:
         await self._heard(reply)
         self._close_reply(interrupted=False, latency=latency)
 
-    async def _one_round(self, reply: SpokenReply, timing: _Timing) -> list[ToolCall]:
-        """Stream one model response, speaking each sentence as soon as it is complete."""
+    async def _one_round(
+        self, reply: SpokenReply, timing: _Timing, early: EarlyReply | None = None
+    ) -> list[ToolCall]:
+        """Stream one model response, speaking each sentence as soon as it is complete.
+        With ``early``, the response is the one already asked for at the pause."""
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         speaking = asyncio.create_task(self._speak_queue(sentences, reply, timing))
         calls: list[ToolCall] = []
         splitter = SentenceSplitter()
-        timing.llm_started = time.perf_counter()
+        timing.llm_started = time.perf_counter() if early is None else early.started
+        source = self._dialogue.respond(self._history) if early is None else early.events()
         try:
-            async with contextlib.aclosing(self._dialogue.respond(self._history)) as events:
+            async with contextlib.aclosing(source) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         if timing.first_token_ms is None:
