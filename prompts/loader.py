@@ -93,6 +93,7 @@ _TURN_RANGES = {
     "speculation_ms": (60, 1000),
     "min_wait_ms": (60, 3000),
     "max_wait_ms": (100, 5000),
+    "likely_wait_ms": (0, 5000),
     "silence_ms": (0, 5000),
     "interruption_min_ms": (0, 2000),
 }

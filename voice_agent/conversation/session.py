@@ -153,7 +153,12 @@ class CallSession:
         taking = agent.turn_taking
         self._silence_ms = taking.silence_ms or config.endpointing_silence_ms
         self._waits = (
-            TurnWaits(taking.speculation_ms, taking.min_wait_ms, taking.max_wait_ms)
+            TurnWaits(
+                taking.speculation_ms,
+                taking.min_wait_ms,
+                taking.max_wait_ms,
+                taking.likely_wait_ms,
+            )
             if taking.text_aware
             else None
         )
@@ -400,9 +405,7 @@ class CallSession:
         waits = self._waits
         assert waits is not None
         verdict = judge(text, question_kind(self._asked))
-        wait = {"complete": waits.min_wait_ms, "incomplete": waits.max_wait_ms}.get(
-            verdict, self._silence_ms
-        )
+        wait = waits.wait_for(verdict, self._silence_ms)
         if verdict == "complete":
             self._start_early(paused.pause, text)
         self._listener.verdict(paused.pause, wait)
