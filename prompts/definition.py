@@ -105,16 +105,29 @@ class TurnTaking:
     server's ENDPOINTING_SILENCE_MS when 0). On: at ``speculation_ms`` into a pause the
     turn so far is transcribed, and the wait becomes ``min_wait_ms`` when it reads as
     finished, ``max_wait_ms`` when it is visibly going on (a trailing "and", half a
-    phone number), the silence wait otherwise. ``interruption_min_ms``: voice needed to
+    phone number), ``likely_wait_ms`` for a finished sentence that may be the first of
+    several, the silence wait otherwise. ``interruption_min_ms``: voice needed to
     interrupt the agent (0: the server's BARGE_IN_MIN_MS).
+
+    ``resume_on_backchannel`` on: caller voice while the agent speaks clears the line but
+    keeps the reply; when the caller stops, their transcript decides: nothing, or only a
+    backchannel ("uh-huh", "okay"), resumes the agent where it stopped; words take the
+    turn. Off: any voice past ``interruption_min_ms`` stops the reply for good.
+    ``early_llm`` (with ``text_aware``): a pause judged finished starts the model's reply
+    at once; it is held until the turn ends, and dropped if the caller goes on.
     """
 
     text_aware: bool = False
-    speculation_ms: int = 200
+    speculation_ms: int = 100
     min_wait_ms: int = 200
     max_wait_ms: int = 1500
+    #: For a finished sentence that may be the first of several (see turn_end "likely");
+    #: 0: the silence wait. 1100 is the benchmark's best (loadtest/turns, README).
+    likely_wait_ms: int = 1100
     silence_ms: int = 0
     interruption_min_ms: int = 0
+    resume_on_backchannel: bool = True
+    early_llm: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,11 +86,14 @@ _TOP_KEYS = frozenset(
         "turn_taking",
     )
 )
+#: [turn_taking] keys that are true or false.
+_TURN_FLAGS = ("text_aware", "resume_on_backchannel", "early_llm")
 #: [turn_taking] keys: name -> (lowest, highest) for the ms values.
 _TURN_RANGES = {
     "speculation_ms": (60, 1000),
     "min_wait_ms": (60, 3000),
     "max_wait_ms": (100, 5000),
+    "likely_wait_ms": (0, 5000),
     "silence_ms": (0, 5000),
     "interruption_min_ms": (0, 2000),
 }
@@ -295,12 +298,13 @@ class _Reader:
     def turn_taking(self, value: Any) -> TurnTaking:
         if not isinstance(value, dict):
             raise self.fail("turn_taking", "must be a table ([turn_taking])")
-        self.no_unknown_keys(value, frozenset({"text_aware", *_TURN_RANGES}), "turn_taking.")
+        self.no_unknown_keys(value, frozenset({*_TURN_FLAGS, *_TURN_RANGES}), "turn_taking.")
         out: dict[str, Any] = {}
-        if "text_aware" in value:
-            if not isinstance(value["text_aware"], bool):
-                raise self.fail("turn_taking.text_aware", "must be true or false")
-            out["text_aware"] = value["text_aware"]
+        for flag in _TURN_FLAGS:
+            if flag in value:
+                if not isinstance(value[flag], bool):
+                    raise self.fail(f"turn_taking.{flag}", "must be true or false")
+                out[flag] = value[flag]
         for key, (low, high) in _TURN_RANGES.items():
             if key in value:
                 item = value[key]

@@ -74,6 +74,7 @@ class Point:
     min_wait_ms: int | None
     max_wait_ms: int | None
     speculation_ms: int | None
+    likely_wait_ms: int | None
     cutoff_rate: float
     mean_wait_ms: float
     p50_wait_ms: float
@@ -158,11 +159,7 @@ def replay(
         speculations[0] += 1
         text, ms = transcribe(f"{turn.id}:{len(paused.pcm16)}", paused.pcm16)
         verdict = judge(text, kind)
-        wait = {
-            "complete": waits.min_wait_ms,
-            "incomplete": waits.max_wait_ms,
-            "unsure": silence_ms,
-        }[verdict]
+        wait = waits.wait_for(verdict, silence_ms)
         due.append((frame[0] + math.ceil(ms / FRAME_MS), paused.pause, wait))
 
     listener = Listener(
@@ -219,6 +216,7 @@ def evaluate(
         waits.min_wait_ms if waits else None,
         waits.max_wait_ms if waits else None,
         waits.speculation_ms if waits else None,
+        waits.likely_wait_ms if waits else None,
         (cutoffs + missed) / len(turns),
         float(values.mean()),
         float(np.percentile(values, 50)),
@@ -294,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--default-silence", type=int, default=500)
     parser.add_argument("--default-min", type=int, default=TurnWaits().min_wait_ms)
     parser.add_argument("--default-max", type=int, default=TurnWaits().max_wait_ms)
+    parser.add_argument("--default-likely", type=int, default=TurnWaits().likely_wait_ms)
+    parser.add_argument("--default-speculation", type=int, default=TurnWaits().speculation_ms)
     parser.add_argument("--default-base", type=int, default=1000)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -303,17 +303,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     silence = [evaluate(turns, ms, None, None) for ms in range(200, 1700, 100)]
     aware: list[Point] = []
-    for base in (400, 500, 600, 700, 800, 1000, 1200):
-        for minimum in (100, 150, 200, 250, 300, 400):
-            for maximum in (1000, 1200, 1500, 1800):
-                if minimum > base or maximum < base:
-                    continue
-                waits = TurnWaits(200, minimum, maximum)
-                aware.append(evaluate(turns, base, waits, transcribe))
-                transcribe.save()
+    for speculation in (100, 200):
+        for base in (400, 600, 800, 1000, 1200, 1400):
+            for minimum in (100, 200, 300):
+                for maximum in (1200, 1500, 1800):
+                    for likely in (0, 800, 1100):
+                        if minimum > base or maximum < base:
+                            continue
+                        waits = TurnWaits(speculation, minimum, maximum, likely)
+                        aware.append(evaluate(turns, base, waits, transcribe))
+            transcribe.save()
     old = evaluate(turns, args.default_silence, None, None)
     base = args.default_base or args.default_silence
-    new = evaluate(turns, base, TurnWaits(200, args.default_min, args.default_max), transcribe)
+    defaults = TurnWaits(
+        args.default_speculation, args.default_min, args.default_max, args.default_likely
+    )
+    new = evaluate(turns, base, defaults, transcribe)
     transcribe.save()
     times = [ms for _text, ms in transcribe._cache.values()]
     stt = (
@@ -322,7 +327,10 @@ def main(argv: list[str] | None = None) -> None:
         else f"measured, median {np.median(times):.0f} ms"
     )
     title = f"{len(turns)} turns, {args.model_name} speculative STT ({stt} per transcript)"
-    plot(silence, aware, (old, new), args.out / "endpointing.png", title)
+    try:
+        plot(silence, aware, (old, new), args.out / "endpointing.png", title)
+    except ModuleNotFoundError as exc:  # matplotlib is a dev extra: the table still counts
+        print(f"no plot ({exc})")
     result = {
         "turns": len(turns),
         "stt_model": args.model_name,
@@ -335,12 +343,17 @@ def main(argv: list[str] | None = None) -> None:
         "default_text_aware": asdict(new),
     }
     (args.out / "endpointing.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"{'detector':13} {'silence':>7} {'min':>5} {'max':>5} {'cut-off':>8} {'wait':>6}")
+    print(
+        f"{'detector':13} {'silence':>7} {'spec':>5} {'min':>5} {'max':>5} {'likely':>6} "
+        f"{'cut-off':>8} {'wait':>6} {'stt/turn':>8}"
+    )
     for point in [*silence, *pareto(aware)]:
         print(
-            f"{point.detector:13} {point.silence_ms:7} {point.min_wait_ms or '':>5} "
-            f"{point.max_wait_ms or '':>5} {100 * point.cutoff_rate:7.1f}% "
-            f"{point.mean_wait_ms:6.0f}"
+            f"{point.detector:13} {point.silence_ms:7} {point.speculation_ms or '':>5} "
+            f"{point.min_wait_ms or '':>5} {point.max_wait_ms or '':>5} "
+            f"{'' if point.likely_wait_ms is None else point.likely_wait_ms:>6} "
+            f"{100 * point.cutoff_rate:7.1f}% {point.mean_wait_ms:6.0f} "
+            f"{point.transcripts_per_turn:8.1f}"
         )
     for name, point in (("today", old), ("defaults", new)):
         rate, wait = 100 * point.cutoff_rate, point.mean_wait_ms

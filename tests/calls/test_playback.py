@@ -127,3 +127,30 @@ async def test_wait_idle_wakes_on_the_last_echo_and_on_clear() -> None:
     playback.sent(reply, 1, 160.0)
     loop.call_later(0.02, playback.clear)
     assert await playback.wait_idle(2.0)
+
+
+async def test_a_hold_keeps_the_unheard_audio_in_order_until_resumed_or_cleared() -> None:
+    playback = Playback()
+    reply = spoken(*SENTENCES, durations=(3000.0, 1000.0))
+    first = playback.sent(reply, 0, 160.0, b"a" * 1280)
+    second = playback.sent(reply, 0, 320.0, b"b" * 1280)
+    playback.sent(reply, 0, 480.0, b"c" * 1280)
+    playback.echoed(first)
+    assert playback.hold() == 320.0  # two 160 ms pieces not yet heard
+    assert playback.holding and not playback.audible
+    # Twilio returns the cleared marks: they move nothing, and the reply is not idle.
+    playback.echoed(second)
+    assert reply.heard == (0, 160.0)
+    assert not await playback.wait_idle(0.01)
+    playback.keep(reply, 1, 160.0, b"d" * 1280)  # made while held
+    taken = []
+    while (piece := playback.take_held()) is not None:
+        taken.append((piece.sentence, piece.sentence_ms, piece.audio[:1]))
+    assert taken == [(0, 320.0, b"b"), (0, 480.0, b"c"), (1, 160.0, b"d")]
+    assert not playback.holding and await playback.wait_idle(0.01)
+
+    playback.sent(reply, 1, 320.0, b"e" * 1280)
+    playback.hold()
+    playback.clear()  # a real interruption: nothing held is resumed
+    assert not playback.holding and playback.take_held() is None
+    assert await playback.wait_idle(0.01)

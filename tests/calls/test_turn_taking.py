@@ -21,6 +21,7 @@ from loadtest.fixtures import Utterance
 from media import mulaw
 from prompts import TurnTaking, parse_agent
 from tests.conftest import TWILIO_TOKEN
+from voice_agent.conversation.listener import TurnWaits
 from voice_agent.conversation.turn_end import judge, question_kind
 from voice_agent.demo import running_server
 from voice_agent.providers.base import Pipeline
@@ -104,6 +105,22 @@ def test_the_question_sets_what_a_finished_answer_is() -> None:
     yes_no = question_kind("Would you like me to connect you now?")
     assert judge("Yes, please.", yes_no) == "complete"
     assert judge("Hmm, let me think.", yes_no) == "incomplete"
+    # A finished sentence to an open question, or a bare "yes": perhaps the first of
+    # several, so neither the short wait nor the silence one (see TurnWaits.wait_for).
+    assert judge("There's a leak under the sink.", "open") == "likely"
+    assert judge("Yes.", yes_no) == "likely"
+    assert judge("Kitchen", "open") == "unsure"
+
+
+def test_each_verdict_has_its_wait() -> None:
+    waits = TurnWaits(100, 200, 1500, 1100)
+    assert [waits.wait_for(v, 1000) for v in ("complete", "incomplete", "likely", "unsure")] == [
+        200,
+        1500,
+        1100,
+        1000,
+    ]
+    assert TurnWaits(100, 200, 1500, 0).wait_for("likely", 1000) == 1000
 
 
 def test_turn_taking_settings_are_read_and_checked_from_the_agent_toml() -> None:
@@ -118,6 +135,15 @@ def test_turn_taking_settings_are_read_and_checked_from_the_agent_toml() -> None
         parse_agent(base + "[turn_taking]\nmin_wait_ms = 2000\nmax_wait_ms = 1000\n")
     with pytest.raises(ValueError, match=r"turn_taking\.speculation_ms"):
         parse_agent(base + "[turn_taking]\nspeculation_ms = 5\n")
+    flags = parse_agent(
+        base + "[turn_taking]\nresume_on_backchannel = false\nearly_llm = false\n"
+        "likely_wait_ms = 900\n"
+    ).turn_taking
+    assert flags == TurnTaking(resume_on_backchannel=False, early_llm=False, likely_wait_ms=900)
+    with pytest.raises(ValueError, match=r"turn_taking\.resume_on_backchannel"):
+        parse_agent(base + "[turn_taking]\nresume_on_backchannel = 1\n")
+    with pytest.raises(ValueError, match=r"turn_taking\.likely_wait_ms"):
+        parse_agent(base + "[turn_taking]\nlikely_wait_ms = -1\n")
 
 
 def _replay(
@@ -126,7 +152,7 @@ def _replay(
     """Feed one benchmark turn through a Listener on a simulated clock; every pause's
     verdict (if any) comes back 300 ms later. Ends (ms) and pauses offered."""
     from loadtest.turns.bench import load_turns
-    from voice_agent.conversation.listener import Listener, PausedSpeech, TurnWaits
+    from voice_agent.conversation.listener import Listener, PausedSpeech
 
     turn = next(t for t in load_turns() if t.id == turn_id)
     now = [0.0]

@@ -42,9 +42,22 @@ class TurnWaits:
     the verdict is back the turn does not end (short of ``max_wait_ms``).
     """
 
-    speculation_ms: int = 200
+    speculation_ms: int = 100
     min_wait_ms: int = 200
     max_wait_ms: int = 1500
+    #: For a "likely" verdict (a finished sentence that may yet be the first of several);
+    #: 0: the ordinary silence wait.
+    likely_wait_ms: int = 1100
+
+    def wait_for(self, verdict: str, silence_ms: int) -> int:
+        """The pause (ms) that ends the turn, given the verdict on what was said."""
+        if verdict == "complete":
+            return self.min_wait_ms
+        if verdict == "incomplete":
+            return self.max_wait_ms
+        if verdict == "likely" and self.likely_wait_ms:
+            return self.likely_wait_ms
+        return silence_ms
 
 
 @dataclass(slots=True)

@@ -68,15 +68,35 @@ class _Mark:
     reply: SpokenReply
     sentence: int
     sentence_ms: float
+    #: The audio this mark closes (the chunk already made for the line, kept by reference
+    #: until it is echoed): what a held reply replays on resume.
+    audio: bytes = b""
+
+
+@dataclass(slots=True)
+class HeldAudio:
+    """A piece of reply audio not yet heard when the line was cleared for a possible
+    interruption; sent again, with a new mark, if the interruption was not one."""
+
+    reply: SpokenReply
+    sentence: int
+    sentence_ms: float
+    audio: bytes
 
 
 class Playback:
-    """The FIFO of marks sent and not yet echoed. Empty means the caller hears silence."""
+    """The FIFO of marks sent and not yet echoed. Empty means the caller hears silence.
 
-    __slots__ = ("_idle", "_next", "_pending")
+    While *held* (``hold``), the line has been cleared but the reply is not given up: the
+    unheard audio, and any the reply makes meanwhile, wait in order in ``held`` until
+    ``take_held`` (resume) or ``clear`` (a real interruption)."""
+
+    __slots__ = ("_held", "_holding", "_idle", "_next", "_pending")
 
     def __init__(self) -> None:
         self._pending: deque[_Mark] = deque()
+        self._held: deque[HeldAudio] = deque()
+        self._holding = False
         self._next = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -85,12 +105,49 @@ class Playback:
     def audible(self) -> bool:
         return bool(self._pending)
 
-    def sent(self, reply: SpokenReply, sentence: int, sentence_ms: float) -> str:
+    @property
+    def holding(self) -> bool:
+        return self._holding
+
+    def sent(
+        self, reply: SpokenReply, sentence: int, sentence_ms: float, audio: bytes = b""
+    ) -> str:
         """Record audio sent up to `sentence_ms` into `sentence`; returns the mark's name."""
         self._next += 1
-        self._pending.append(_Mark(self._next, reply, sentence, sentence_ms))
+        self._pending.append(_Mark(self._next, reply, sentence, sentence_ms, audio))
         self._idle.clear()
         return str(self._next)
+
+    def hold(self) -> float:
+        """The line is being cleared, the reply kept: every unechoed piece moves to the
+        held queue (its marks, when Twilio returns them for the clear, then match nothing).
+        Playback does not count as idle until the hold ends. Returns the ms held."""
+        held_ms = 0.0
+        while self._pending:
+            mark = self._pending.popleft()
+            if mark.audio and not mark.reply.cancelled:
+                self._held.append(
+                    HeldAudio(mark.reply, mark.sentence, mark.sentence_ms, mark.audio)
+                )
+                held_ms += len(mark.audio) / 8.0
+        self._holding = True
+        self._idle.clear()
+        return held_ms
+
+    def keep(self, reply: SpokenReply, sentence: int, sentence_ms: float, audio: bytes) -> None:
+        """Audio the reply made while held: queued behind the held pieces, not sent."""
+        self._held.append(HeldAudio(reply, sentence, sentence_ms, audio))
+
+    def take_held(self) -> HeldAudio | None:
+        """The next held piece to send again (resume), or None, which ends the hold: new
+        audio goes straight to the line again. Called in a loop, so pieces the reply adds
+        while earlier ones are being sent keep their order."""
+        if self._held:
+            return self._held.popleft()
+        self._holding = False
+        if not self._pending:
+            self._idle.set()
+        return None
 
     def echoed(self, name: str) -> None:
         """Twilio reached the mark `name`: everything queued before it has played."""
@@ -103,11 +160,14 @@ class Playback:
             mark = self._pending.popleft()
             if not mark.reply.cancelled:
                 mark.reply.heard = (mark.sentence, mark.sentence_ms)
-        if not self._pending:
+        if not self._pending and not self._holding:
             self._idle.set()
 
     def clear(self) -> None:
+        """Nothing queued at Twilio will be heard, and nothing held will be resumed."""
         self._pending.clear()
+        self._held.clear()
+        self._holding = False
         self._idle.set()
 
     async def wait_idle(self, limit_s: float) -> bool:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from prompts import AgentDefinition
+from voice_agent.conversation.early_reply import EarlyReply
 from voice_agent.conversation.listener import CallerSpeech, Listener, PausedSpeech, TurnWaits
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.playback import Playback, SpokenReply
@@ -30,7 +31,7 @@ from voice_agent.conversation.ports import (
 from voice_agent.conversation.sentences import SentenceSplitter
 from voice_agent.conversation.speaker import Speaker
 from voice_agent.conversation.tool_dispatch import combine, dispatch_tool
-from voice_agent.conversation.turn_end import judge, question_kind
+from voice_agent.conversation.turn_end import is_backchannel, judge, question_kind
 from voice_agent.providers.base import (
     ChatMessage,
     Pipeline,
@@ -154,7 +155,12 @@ class CallSession:
         taking = agent.turn_taking
         self._silence_ms = taking.silence_ms or config.endpointing_silence_ms
         self._waits = (
-            TurnWaits(taking.speculation_ms, taking.min_wait_ms, taking.max_wait_ms)
+            TurnWaits(
+                taking.speculation_ms,
+                taking.min_wait_ms,
+                taking.max_wait_ms,
+                taking.likely_wait_ms,
+            )
             if taking.text_aware
             else None
         )
@@ -168,6 +174,15 @@ class CallSession:
             on_pause=self._paused if self._waits is not None else None,
             adaptive_floor=config.adaptive_noise_floor,
         )
+        #: Caller voice while the agent speaks only pauses it (see _hold).
+        self._resume_on_backchannel = taking.resume_on_backchannel
+        #: The transcript deciding whether a held reply resumes (see _decide), and the
+        #: caller audio heard while it was held.
+        self._deciding: asyncio.Task[None] | None = None
+        self._held_speech: list[np.ndarray] = []
+        #: The model's reply started at a pause judged finished (see _start_early).
+        self._early_llm = taking.early_llm and self._waits is not None
+        self._early: EarlyReply | None = None
         #: Speculative transcripts of the turn so far, by pause (see _paused).
         self._speculative: dict[int, asyncio.Task[str | None]] = {}
         #: What the agent last said: the question the caller's turn answers.
@@ -280,14 +295,15 @@ class CallSession:
         speculative = self._speculative.values()
         tasks = [
             t
-            for t in (self._task, *self._background, *speculative)
+            for t in (self._task, self._deciding, *self._background, *speculative)
             if t is not None and not t.done()
         ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         # A cancelled task keeps its traceback, whose frames hold this session.
-        self._watch = self._task = None
+        self._watch = self._task = self._deciding = None
+        self._drop_early()
         self._listener.close()
         if self._reply is not None:
             self._reply.cancelled = True
@@ -321,8 +337,26 @@ class CallSession:
     # --- listening -----------------------------------------------------------------------
 
     def _speech_started(self, onset_at: float) -> None:
-        if not self._closing:
+        if self._closing or self._playback.holding:
+            return  # already paused for this caller: their speech's end decides
+        task, reply = self._task, self._reply
+        if (
+            self._resume_on_backchannel
+            and self._playback.audible
+            and reply is not None
+            and task is not None
+            and not task.done()
+        ):
+            self._hold(onset_at)
+        else:
             self._interrupt(onset_at)
+
+    def _hold(self, onset_at: float) -> None:
+        """Caller voice over the agent: clear the line at once (the same clear, and the
+        same budget, as a barge-in) but keep the reply and its unheard audio. Whether it
+        was an interruption is known only when the caller stops (see _decide)."""
+        self._playback.hold()
+        self._background_task(self._send_clear(onset_at))
 
     def _speech_ended(self, speech: CallerSpeech) -> None:
         if self._closing:
@@ -333,19 +367,36 @@ class CallSession:
         for stale in self._speculative.values():
             stale.cancel()
         self._speculative.clear()
+        if self._playback.holding:
+            deciding = self._deciding
+            if deciding is not None and not deciding.done():
+                # More speech before the last was judged: judge it all together.
+                deciding.cancel()
+                heard = None
+            self._held_speech.append(speech.pcm16)
+            if len(self._held_speech) > 1:
+                speech.pcm16 = np.concatenate(self._held_speech)
+                heard = None
+            self._deciding = self._spawn(self._decide(speech, heard))
+            return
         if self._unheard:
             # The caller went on talking before the last turn was understood: hear it whole.
             speech.pcm16 = np.concatenate([*self._unheard, speech.pcm16])
             self._unheard.clear()
             heard = None
+        early, self._early = self._early, None
+        if early is not None and (speech.pause == 0 or early.pause != speech.pause):
+            early.cancel()  # started at a pause the caller talked on through
+            early = None
         self._interrupt(speech.end_at)  # a DTMF reply may have started meanwhile
-        self._task = self._spawn(self._respond_to_speech(speech, heard))
+        self._task = self._spawn(self._respond_to_speech(speech, heard, early=early))
         # Due from the turn's end (the endpointing silence is the caller's own pause).
         self._watch_for_dead_air(time.perf_counter())
 
     def _paused(self, paused: PausedSpeech) -> None:
         """A short pause in the caller's turn: transcribe it so far, judge whether it is
         finished, and tell the listener how long to wait (text-aware end of turn)."""
+        self._drop_early()  # the caller went on after the pause it was started at
         if not self._ended:
             self._speculative[paused.pause] = asyncio.create_task(
                 self._speculate(paused), context=self._call_context()
@@ -368,11 +419,35 @@ class CallSession:
         waits = self._waits
         assert waits is not None
         verdict = judge(text, question_kind(self._asked))
-        wait = {"complete": waits.min_wait_ms, "incomplete": waits.max_wait_ms}.get(
-            verdict, self._silence_ms
-        )
+        wait = waits.wait_for(verdict, self._silence_ms)
+        if verdict == "complete":
+            self._start_early(paused.pause, text)
         self._listener.verdict(paused.pause, wait)
         return text
+
+    def _start_early(self, pause: int, text: str) -> None:
+        """Ask the model now, at a pause that reads as the end of the turn: its answer is
+        held until the turn does end there (see _respond_to_speech) and dropped if the
+        caller goes on. Not while a reply is held for a possible interruption, whose
+        outcome changes the history the model would be asked with."""
+        if (
+            not self._early_llm
+            or self._ended
+            or self._closing
+            or self._playback.holding
+            or not any(ch.isalnum() for ch in text)
+        ):
+            return
+        self._drop_early()
+        history = [*self._history, ChatMessage("user", text)]
+        self._early = EarlyReply(
+            pause, text, len(self._history), self._dialogue.respond(history), self._call_context()
+        )
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
 
     def _interrupt(self, onset_at: float) -> None:
         """Barge-in: stop the reply in flight and drop whatever Twilio still has queued.
@@ -381,7 +456,15 @@ class CallSession:
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None
+        self._drop_early()
+        deciding = self._deciding
+        if deciding is not None and deciding is not asyncio.current_task():
+            deciding.cancel()
+        self._deciding = None
+        self._held_speech.clear()
         if task is None or task.done():
+            if self._playback.holding:
+                self._playback.clear()
             return
         task.cancel()
         if reply is not None:
@@ -389,7 +472,45 @@ class CallSession:
             if self._playback.audible:
                 self._playback.clear()
                 self._background_task(self._send_clear(onset_at))
+            elif self._playback.holding:
+                self._playback.clear()  # the line was cleared when the hold began
             self._close_reply(interrupted=True)
+
+    async def _decide(self, speech: CallerSpeech, heard: asyncio.Task[str | None] | None) -> None:
+        """The caller spoke over the agent and has stopped: nothing, or only a backchannel,
+        resumes the held reply where it stopped; words interrupt it and take the turn."""
+        stt_started = time.perf_counter()
+        text = await heard if heard is not None else None
+        if text is None:
+            audio_s = len(speech.pcm16) / 8000.0
+            try:
+                transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
+            except ProviderError as exc:
+                # Not known what was said: taken as an interruption, as without the hold;
+                # the turn's own transcription is tried again (and apologised for).
+                log.info(
+                    "call %s: transcript of an interruption failed: %s", self.call.call_sid, exc
+                )
+                self._take_turn(speech, None)
+                return
+            finally:
+                self._usage("stt_seconds", audio_s, self._stt_model)
+            text = transcript.text.strip()
+        if self._playback.holding and is_backchannel(text):
+            self._held_speech.clear()
+            self._deciding = None
+            log.info("call %s: not an interruption (%r); resuming", self.call.call_sid, text)
+            await self._speaker.resume()
+            return
+        stt_ms = (time.perf_counter() - stt_started) * 1000.0
+        self._take_turn(speech, (text, stt_ms))
+
+    def _take_turn(self, speech: CallerSpeech, known: tuple[str, float] | None) -> None:
+        """A real interruption of a held reply: it stops where the caller last heard it,
+        and the caller's words are the next turn."""
+        self._interrupt(speech.end_at)
+        self._task = self._spawn(self._respond_to_speech(speech, None, known))
+        self._watch_for_dead_air(time.perf_counter())
 
     async def _send_clear(self, onset_at: float) -> None:
         await self._transport.send_clear()
@@ -448,11 +569,32 @@ class CallSession:
         self._close_reply(interrupted=False)
 
     async def _respond_to_speech(
-        self, speech: CallerSpeech, heard: asyncio.Task[str | None] | None = None
+        self,
+        speech: CallerSpeech,
+        heard: asyncio.Task[str | None] | None = None,
+        known: tuple[str, float] | None = None,
+        early: EarlyReply | None = None,
+    ) -> None:
+        try:
+            await self._answer_speech(speech, heard, known, early)
+        finally:
+            if early is not None:
+                early.cancel()  # not taken (a failure, a cancel): its request stops too
+
+    async def _answer_speech(
+        self,
+        speech: CallerSpeech,
+        heard: asyncio.Task[str | None] | None,
+        known: tuple[str, float] | None,
+        early: EarlyReply | None,
     ) -> None:
         stt_started = time.perf_counter()
         text: str | None = None
-        if heard is not None:
+        if known is not None:
+            # Transcribed already, to tell an interruption from a backchannel.
+            text = known[0]
+            stt_started -= known[1] / 1000.0
+        elif heard is not None:
             # Transcribed (or being transcribed) at the pause: the same audio, billed then.
             try:
                 text = await heard
@@ -478,21 +620,27 @@ class CallSession:
         stt_ms = (time.perf_counter() - stt_started) * 1000.0
         if not any(ch.isalnum() for ch in text):
             return  # a noise the VAD took for speech: nothing to answer
+        if early is not None and (
+            early.failed or not early.matches(speech.pause, text, len(self._history))
+        ):
+            early.cancel()  # asked with other words or another history: ask again
+            early = None
         self._emit("caller", text, speech.onset_wall, False, None)
         self._history.append(ChatMessage("user", text))
         endpointing_ms = max(0.0, stt_started - speech.end_at) * 1000.0
-        await self._reply_from_dialogue(_Timing(speech.end_at, endpointing_ms, stt_ms))
+        await self._reply_from_dialogue(_Timing(speech.end_at, endpointing_ms, stt_ms), early)
 
     async def _respond_to_text(self, text: str, at: float) -> None:
         self._emit("event", text, time.time(), False, None)
         self._history.append(ChatMessage("user", text))
         await self._reply_from_dialogue(_Timing(at, 0.0, 0.0))
 
-    async def _reply_from_dialogue(self, timing: _Timing) -> None:
+    async def _reply_from_dialogue(self, timing: _Timing, early: EarlyReply | None = None) -> None:
         reply = self._new_reply()
         try:
             for _ in range(_MAX_TOOL_ROUNDS):
-                calls = await self._one_round(reply, timing)
+                calls = await self._one_round(reply, timing, early)
+                early = None
                 if not calls:
                     break
                 if await self._run_tools(calls, reply, timing):
@@ -506,15 +654,19 @@ class CallSession:
         await self._heard(reply)
         self._close_reply(interrupted=False, latency=latency)
 
-    async def _one_round(self, reply: SpokenReply, timing: _Timing) -> list[ToolCall]:
-        """Stream one model response, speaking each sentence as soon as it is complete."""
+    async def _one_round(
+        self, reply: SpokenReply, timing: _Timing, early: EarlyReply | None = None
+    ) -> list[ToolCall]:
+        """Stream one model response, speaking each sentence as soon as it is complete.
+        With ``early``, the response is the one already asked for at the pause."""
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         speaking = asyncio.create_task(self._speak_queue(sentences, reply, timing))
         calls: list[ToolCall] = []
         splitter = SentenceSplitter()
-        timing.llm_started = time.perf_counter()
+        timing.llm_started = time.perf_counter() if early is None else early.started
+        source = self._dialogue.respond(self._history) if early is None else early.events()
         try:
-            async with contextlib.aclosing(self._dialogue.respond(self._history)) as events:
+            async with contextlib.aclosing(source) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         if timing.first_token_ms is None:

@@ -46,13 +46,33 @@ class Speaker:
                 return offset_ms
             chunk = ulaw[start : start + CHUNK_BYTES]
             offset_ms += len(chunk) / _BYTES_PER_MS
+            playback = self._playback
+            if playback.holding:
+                # The caller may be interrupting: kept, and sent only if they were not.
+                playback.keep(reply, sentence, offset_ms, chunk)
+                continue
             await self._transport.send_audio(chunk)
-            await self._transport.send_mark(self._playback.sent(reply, sentence, offset_ms))
+            await self._transport.send_mark(playback.sent(reply, sentence, offset_ms, chunk))
             if not reply.audio_sent:
                 reply.audio_sent = True
                 reply.first_audio_at = time.perf_counter()
             reply.sent_ms += len(chunk) / _BYTES_PER_MS
         return offset_ms
+
+    async def resume(self) -> float:
+        """Send the held audio again, in order, then let new audio through; returns the ms
+        sent. A reply still being made adds to the held queue meanwhile, behind."""
+        playback = self._playback
+        sent_ms = 0.0
+        while (piece := playback.take_held()) is not None:
+            if piece.reply.cancelled:
+                continue
+            await self._transport.send_audio(piece.audio)
+            name = playback.sent(piece.reply, piece.sentence, piece.sentence_ms, piece.audio)
+            await self._transport.send_mark(name)
+            piece.reply.sent_ms += len(piece.audio) / _BYTES_PER_MS
+            sent_ms += len(piece.audio) / _BYTES_PER_MS
+        return sent_ms
 
     async def speak(
         self, tts: TextToSpeech, text: str, reply: SpokenReply, voice: str | None = None

@@ -9,6 +9,8 @@ At the first short pause the turn's audio is transcribed speculatively and judge
   "um", "so", "because"; a phone number with too few digits; an email with no domain
   yet; an address with no town; "a few things" and no list yet. Wait longer, up to the
   maximum.
+- ``likely``: a finished sentence that may yet be the first of several (the answer to an
+  open question, a bare "yes"): a wait between the two (``likely_wait_ms``).
 - ``unsure``: neither; the ordinary silence wait applies.
 
 Plain string work on a few dozen words, well under a millisecond: it runs on the event
@@ -20,9 +22,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-__all__ = ["QuestionKind", "Verdict", "judge", "question_kind"]
+__all__ = ["QuestionKind", "Verdict", "is_backchannel", "judge", "question_kind"]
 
-Verdict = Literal["complete", "incomplete", "unsure"]
+Verdict = Literal["complete", "likely", "incomplete", "unsure"]
 QuestionKind = Literal["phone", "email", "address", "name", "yes_no", "open"]
 
 #: A turn ending on one of these words is going on.
@@ -136,13 +138,18 @@ def judge(text: str, question: QuestionKind = "open") -> Verdict:
     if question == "phone":
         return "unsure"  # no number yet: perhaps "it's, uh" and then the digits
     if question == "yes_no" and words[0] in _YES_NO_STARTS:
-        return "complete"
+        # A bare "yes" is often the start of "yes, please connect me": measured (the
+        # benchmark's cut-offs), a lone word waits a little longer than an answer.
+        return "complete" if len(words) > 1 else "likely"
     if stripped.endswith("?"):
         return "complete"  # the caller asked something: it is our turn
     if question != "open" and len(words) >= 2 and stripped[-1:] in ".!":
         return "complete"
     # An open question ("what can we help you with?") is often answered in several
-    # sentences: a finished one is not yet the end of the answer.
+    # sentences: a finished one is not yet surely the end of the answer, but likelier
+    # than a fragment with no full stop.
+    if stripped[-1:] in ".!" and len(words) >= 2:
+        return "likely"
     return "unsure"
 
 
@@ -171,3 +178,26 @@ def _address(words: list[str]) -> Verdict:
     if after[0] in ("apartment", "apt", "unit", "suite", "flat") and len(after) <= 2:
         return "incomplete"
     return "complete"
+
+
+#: What a listener says to keep the speaker going, not to take the turn. Whisper spells
+#: "mm-hmm" and "uh-huh" several ways (and splits them at the hyphen). Not "yes", "no",
+#: "sure" or "wait": said over the agent, those mostly answer or stop it.
+_BACKCHANNEL = frozenset(
+    """uh huh uhhuh mhm mm hmm mmhmm hm um ah oh yeah yep yup ya yah okay ok k right
+    alright gotcha got it it i see cool wow""".split()
+)
+#: Words of a backchannel that need a partner to be one ("got it", "i see").
+_NOT_ALONE = frozenset({"got", "i", "see", "it"})
+
+
+def is_backchannel(text: str) -> bool:
+    """True when ``text`` (a transcript of caller speech made while the agent spoke) is
+    nothing, or only listener feedback: "uh-huh", "yeah okay", "right, right"; such a
+    sound does not take the turn. Up to four words, every one a backchannel word."""
+    words = _WORD.findall(text.lower().replace("-", " "))
+    if not words:
+        return True
+    if len(words) > 4 or any(w not in _BACKCHANNEL for w in words):
+        return False
+    return not (len(words) == 1 and words[0] in _NOT_ALONE)
