@@ -340,12 +340,14 @@ async def build_runtime(
         journal = Journal.claim(settings.write_journal_dir or Path(settings.data_dir) / "journal")
     writes = WriteQueue(calls, journal=journal, memory_limit=settings.write_memory_limit)
     writes.start()
-    agents = AgentBook(load_agents())
-    if settings.default_agent not in agents:
+    templates = load_agents()
+    if settings.default_agent not in templates:
         raise ValueError(f"DEFAULT_AGENT: no agent definition named {settings.default_agent!r}")
     owns_pipeline = pipeline is None
     if pipeline is None:
         pipeline = await build_pipeline(settings)
+    # Built for the pipeline calls run on, so each agent speaks with its voice for it.
+    agents = AgentBook(templates, pipeline.name)
     redis_client = None
     redis_health = RedisHealth()
     tokens: CallTokenStore

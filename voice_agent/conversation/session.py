@@ -341,7 +341,9 @@ class CallSession:
         """The transcript of the turn so far (None if it failed); sets the pause's wait."""
         audio_s = len(paused.pcm16) / 8000.0
         try:
-            transcript = await self._pipeline.stt.transcribe(paused.pcm16, 8000)
+            transcript = await self._pipeline.stt.transcribe(
+                paused.pcm16, 8000, language=self._agent.language
+            )
         except asyncio.CancelledError:
             self._usage("stt_seconds", audio_s, self._stt_model)
             raise
@@ -450,7 +452,9 @@ class CallSession:
             # Billed by the audio sent, whatever came back (a cancelled request was sent).
             audio_s = len(speech.pcm16) / 8000.0
             try:
-                transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
+                transcript = await self._pipeline.stt.transcribe(
+                    speech.pcm16, 8000, language=self._agent.language
+                )
             except asyncio.CancelledError:
                 self._usage("stt_seconds", audio_s, self._stt_model)
                 self._unheard.append(speech.pcm16)

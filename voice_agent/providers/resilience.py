@@ -220,7 +220,9 @@ class ResilientSpeechToText(_Stage):
     def providers(self) -> list[SpeechToText]:
         return list(self._providers)
 
-    async def transcribe(self, pcm16: np.ndarray, sample_rate: int) -> Transcript:
+    async def transcribe(
+        self, pcm16: np.ndarray, sample_rate: int, language: str | None = None
+    ) -> Transcript:
         last: ProviderError | None = None
         for index, provider in enumerate(self._providers):
             if not self._open(index):
@@ -228,7 +230,7 @@ class ResilientSpeechToText(_Stage):
             attempt = 0
             while True:
                 try:
-                    result = await provider.transcribe(pcm16, sample_rate)
+                    result = await provider.transcribe(pcm16, sample_rate, language=language)
                 except ProviderError as exc:
                     # Kept without its traceback, whose frames include this one.
                     last = exc.with_traceback(None)
