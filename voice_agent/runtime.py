@@ -12,6 +12,7 @@ import orjson
 from prompts import AgentDefinition
 from prompts.loader import load_agents
 from voice_agent.agents.book import AgentBook, AgentUpdates
+from voice_agent.agents.resync import AgentResync
 from voice_agent.agents.studio import AgentStudio
 from voice_agent.analysis.service import AnalysisService
 from voice_agent.analysis.setup import build_analysis
@@ -135,6 +136,7 @@ class Runtime:
 
     #: #13: tenants' own agents (drafts, publishing); `agents` is then an AgentBook.
     agent_studio: AgentStudio | None = None
+    agent_resync: AgentResync | None = None
     #: #12: signed events for n8n (voice_agent.events): ``runtime.events.emit(...)``.
     events: Events | None = None
 
@@ -290,6 +292,8 @@ class Runtime:
         await self.agents.refresh(self.agent_studio.repo, tenant, slug, self.warm_greeting)
 
     async def aclose(self) -> None:
+        if self.agent_resync is not None:
+            await self.agent_resync.aclose()
         if self.agent_studio is not None:
             await self.agent_studio.updates.aclose()
         if self.analysis is not None:
@@ -433,6 +437,10 @@ async def build_runtime(
         AgentUpdates(redis_client, settings.agent_updates_channel, runtime.agent_published),
     )
     await runtime.agent_studio.updates.start()
+    runtime.agent_resync = AgentResync(
+        agents, agent_repo, runtime.agent_published, settings.agent_resync_s
+    )
+    runtime.agent_resync.start()
     runtime.billing = Billing(database, settings, clock)
     meter_events = runtime.billing.meter_delivery()
     if meter_events is not None:

@@ -49,6 +49,10 @@ class AgentBook(dict[str, AgentDefinition]):
             return found
         return self.get(slug), None
 
+    def versions(self) -> dict[tuple[str, str], int]:
+        """(tenant, slug) -> the version this worker's calls run."""
+        return {key: version for key, (_, version) in self._published.items()}
+
     def published(self) -> list[tuple[str, AgentDefinition, int]]:
         return [(tenant, agent, v) for (tenant, _), (agent, v) in self._published.items()]
 
