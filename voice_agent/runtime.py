@@ -29,6 +29,8 @@ from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import RECOVERY_PHRASES, CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
+from voice_agent.conversation.text_mode import TextReply
+from voice_agent.conversation.tryout import try_text
 from voice_agent.crm.memory import crm_finder
 from voice_agent.crm.service import CrmService
 from voice_agent.crm.setup import build_crm
@@ -265,6 +267,11 @@ class Runtime:
         if isinstance(self.agents, AgentBook):
             return self.agents.resolve(tenant, slug)
         return self.agents.get(slug), None
+
+    async def try_text(self, agent: AgentDefinition, history: list[tuple[str, str]]) -> TextReply:
+        """The portal's text tester: `agent`'s reply by text on this server's dialogue
+        engine (the one SMS uses), its tools inert."""
+        return await try_text(agent, self.pipeline, history)
 
     async def warm_greetings(self) -> None:
         """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""
