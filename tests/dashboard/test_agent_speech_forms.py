@@ -6,8 +6,6 @@ and the model is told to answer in, the endpointing silence)."""
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,13 +21,11 @@ from tests.app.twilio_side import (
     until,
     voice_params,
 )
-from tests.dashboard.conftest import ACME_STAFF, AsUser, Site, csrf_of, login, seed
-from voice_agent.demo import running_server
+from tests.dashboard.conftest import ACME_NUMBER, ACME_STAFF, AsUser, Site, csrf_of, login
 from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings
 
 AGENT = "/portal/acme/agents/receptionist"
-ACME_NUMBER = "+14155550142"
 
 
 async def test_form_shows_and_saves_speech_and_turn_taking(site: Site, as_user: AsUser) -> None:
@@ -130,21 +126,10 @@ async def test_bad_speech_and_turn_fields_are_refused_by_name(
     assert site.runtime.agent_for("acme", "receptionist")[1] is None
 
 
-@pytest.fixture
-async def served(
-    cascade_settings: Callable[..., Settings], recording: Path
-) -> AsyncIterator[tuple[Settings, Runtime]]:
-    settings = cascade_settings()
-    async with running_server(settings) as runtime:
-        await seed(runtime, recording)
-        await runtime.tenants.add_number("acme", ACME_NUMBER)
-        yield settings, runtime
-
-
 async def test_the_next_call_uses_the_published_voice_language_and_silence(
-    served: tuple[Settings, Runtime], standin: StandinOpenAI
+    served_with_number: tuple[Settings, Runtime], standin: StandinOpenAI
 ) -> None:
-    settings, runtime = served
+    settings, runtime = served_with_number
     async with httpx.AsyncClient(base_url=settings.public_base_url) as client:
         assert (await login(client, ACME_STAFF)).status_code == 303
         token = csrf_of((await client.get(AGENT)).text)

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from tests.app.test_tenant_agents_calls import greeting_of_call
-from tests.dashboard.conftest import ACME_STAFF, ADMIN, seed
-from tests.dashboard.test_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, shot, sign_in
+from tests.dashboard.browser_support import BROWSER_MARKS, chromium, shot, sign_in
+from tests.dashboard.conftest import ACME_NUMBER, ACME_STAFF, ADMIN, seed
 from voice_agent.demo import running_server
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import Runtime
@@ -24,43 +24,21 @@ from voice_agent.settings import Settings
 from voice_agent.storage.tables import calls
 
 CALLER_WAV = Path(__file__).parent / "fixtures" / "caller.wav"
-ACME_NUMBER = "+14155550142"
 AGENT = "/portal/acme/agents/receptionist"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    args = [
-        *LAUNCH_ARGS,
+    """Chromium with a fake microphone that plays the committed caller WAV."""
+    fake_microphone = [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={CALLER_WAV}",
     ]
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=args, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-async def served(
-    cascade_settings: Callable[..., Settings], recording: Path
-) -> AsyncIterator[tuple[Settings, Runtime]]:
-    settings = cascade_settings()
-    async with running_server(settings) as runtime:
-        await seed(runtime, recording)
-        await runtime.tenants.add_number("acme", ACME_NUMBER)
-        yield settings, runtime
+    async with chromium(fake_microphone) as launched:
+        yield launched
 
 
 async def portal(browser: Browser, settings: Settings, email: str) -> Page:
@@ -72,9 +50,9 @@ async def portal(browser: Browser, settings: Settings, email: str) -> Page:
 
 
 async def test_edit_publish_and_the_next_call_greets_with_the_new_words(
-    browser: Browser, served: tuple[Settings, Runtime]
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
 ) -> None:
-    settings, runtime = served
+    settings, runtime = served_with_number
     page = await portal(browser, settings, ACME_STAFF)
     await page.click("nav >> text=Agent")
     await page.wait_for_url(settings.public_base_url + AGENT)
@@ -95,9 +73,9 @@ async def test_edit_publish_and_the_next_call_greets_with_the_new_words(
 
 
 async def test_approval_required_granted_then_rollback(
-    browser: Browser, served: tuple[Settings, Runtime]
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
 ) -> None:
-    settings, runtime = served
+    settings, runtime = served_with_number
     tenant = await runtime.tenants.get("acme")
     tenant.require_approval = True
     await runtime.tenants.save(tenant)
@@ -138,9 +116,9 @@ async def test_approval_required_granted_then_rollback(
 
 
 async def test_text_tester_answers_on_the_dialogue_engine(
-    browser: Browser, served: tuple[Settings, Runtime]
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
 ) -> None:
-    settings, _ = served
+    settings, _ = served_with_number
     page = await portal(browser, settings, ACME_STAFF)
     await page.goto(settings.public_base_url + AGENT)
     await page.fill("#chat-input", "Hi, do you fix roofs?")
