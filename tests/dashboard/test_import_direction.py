@@ -4,10 +4,10 @@ webhooks; the browser tester's media websocket is composed by the app instead.""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import voice_agent.dashboard as dashboard
+from tests.imports import imported_modules
 
 FORBIDDEN = (
     "voice_agent.telephony",
@@ -17,16 +17,6 @@ FORBIDDEN = (
 )
 
 
-def _imported(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
 def test_dashboard_imports_no_telephony_conversation_or_providers() -> None:
     assert dashboard.__file__ is not None
     files = sorted(Path(dashboard.__file__).parent.glob("*.py"))
@@ -34,7 +24,7 @@ def test_dashboard_imports_no_telephony_conversation_or_providers() -> None:
     bad = {
         (path.name, name)
         for path in files
-        for name in _imported(path)
+        for name in imported_modules(path)
         if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
     }
     assert not bad, sorted(bad)

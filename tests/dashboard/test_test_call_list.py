@@ -4,7 +4,7 @@ callback naming a test call meters no telephony, while a real call's is metered.
 
 from __future__ import annotations
 
-from tests.app.twilio_side import sign
+from tests.app.twilio_side import sign, status_params
 from tests.dashboard.conftest import ACME_CALL, ACME_STAFF, AsUser, Site, client_for
 from tests.dashboard.seed import SeedTurn, add_call
 from voice_agent.storage.metering import UsageRepository
@@ -49,15 +49,7 @@ async def test_a_test_call_costs_no_telephony(site: Site) -> None:
     url = site.settings.public_base_url + "/twilio/status"
     async with client_for(site.app, site.settings.public_base_url) as twilio:
         for sid in (TEST_CALL, ACME_CALL):
-            params = {
-                "CallSid": sid,
-                "AccountSid": "AC" + "0" * 32,
-                "CallStatus": "completed",
-                "CallDuration": "47",
-                "From": "+15551230000",
-                "To": "+15557654321",
-                "Direction": "inbound",
-            }
+            params = status_params(sid)
             answer = await twilio.post(
                 url, data=params, headers={"X-Twilio-Signature": sign(url, params)}
             )
