@@ -2,7 +2,8 @@
 publish, and the next simulated call (the real media websocket) greets with the new
 words; approval required and granted; rollback; the text tester; the browser voice tester
 with a fake microphone fed a committed caller WAV, on the offline pipeline: the agent is
-heard and the live transcript shows both sides. The call is stored as a test call."""
+heard and the live transcript shows both sides. The call is stored as a test call. The
+voice, language and turn-taking fields; the calls list labelling and filtering test calls."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from sqlalchemy import select
 
 from tests.app.test_tenant_agents_calls import greeting_of_call
 from tests.dashboard.browser_support import BROWSER_MARKS, chromium, shot, sign_in
-from tests.dashboard.conftest import ACME_NUMBER, ACME_STAFF, ADMIN, seed
+from tests.dashboard.conftest import ACME_CALL, ACME_NUMBER, ACME_STAFF, ADMIN, seed
+from tests.dashboard.seed import SeedTurn, add_call
 from voice_agent.demo import running_server
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import Runtime
@@ -175,3 +177,51 @@ async def test_browser_voice_tester_hears_the_agent_and_shows_the_transcript(
     assert answered
     round_trip = answered[0].total_ms
     print(f"browser tester round trip (end of speech -> first agent audio): {round_trip:.0f} ms")
+
+
+async def test_voice_language_and_turn_taking_in_the_form(
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served_with_number
+    page = await portal(browser, settings, ACME_STAFF)
+    await page.goto(settings.public_base_url + AGENT)
+    await page.select_option("#field-language", "es")
+    await page.select_option("#voice-cascade", "coral")
+    await page.fill("#turn-silence_ms", "soon")
+    await page.click("#publish")
+    await expect(page.locator("#draft-error")).to_have_text(
+        "turn_taking.silence_ms: must be an integer in [0, 5000]"
+    )
+    assert runtime.agent_for("acme", "receptionist")[1] is None
+    await page.fill("#turn-silence_ms", "650")
+    await page.check("#turn-text_aware")
+    await page.click("#publish")
+    await expect(page.locator("#notice")).to_have_text("Published version 1")
+    await expect(page.locator("#field-language")).to_have_value("es")
+    await expect(page.locator("#voice-cascade")).to_have_value("coral")
+    await expect(page.locator("#turn-text_aware")).to_be_checked()
+    await shot(page, "portal-speech-fields")
+    agent, _ = runtime.agent_for("acme", "receptionist")
+    assert agent is not None and (agent.language, agent.voice) == ("es", "coral")
+    assert (agent.turn_taking.silence_ms, agent.turn_taking.text_aware) == (650, True)
+
+
+async def test_calls_list_labels_and_filters_test_calls(
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served_with_number
+    test_call = "CT" + "d" * 32
+    await add_call(
+        runtime.database, test_call, "acme", [SeedTurn("agent", "Draft hi", 0.1, 1.0)], is_test=True
+    )
+    page = await portal(browser, settings, ACME_STAFF)
+    await expect(page.locator(f'tr[data-call-sid="{test_call}"] .pill.test')).to_have_text("test")
+    await expect(page.locator(f'tr[data-call-sid="{ACME_CALL}"] .pill.test')).to_have_count(0)
+    await page.select_option("#filter-tests", "exclude")
+    await page.click("#filters button[type=submit]")
+    await expect(page.locator(f'tr[data-call-sid="{test_call}"]')).to_have_count(0)
+    await expect(page.locator(f'tr[data-call-sid="{ACME_CALL}"]')).to_have_count(1)
+    await page.select_option("#filter-tests", "only")
+    await page.click("#filters button[type=submit]")
+    await expect(page.locator("#calls tbody tr[data-call-sid]")).to_have_count(1)
+    await shot(page, "calls-test-only")
