@@ -1,5 +1,5 @@
-"""The portal's voice, language and turn-taking fields (#13): edited in the draft form,
-refused field by field with the loader's message, and used by the next real call (the
+"""The portal's voice, language, turn-taking, tools and links fields (#13): edited in the
+draft form, refused field by field with the loader's message, and used by the next real call (the
 TTS voice the greeting and replies are asked for, the language speech-to-text is told
 and the model is told to answer in, the endpointing silence)."""
 
@@ -175,3 +175,54 @@ async def test_the_next_call_uses_the_published_voice_language_and_silence(
     assert replies and {r.body["voice"] for r in replies} == {"coral"}
     call = runtime.agent_for("acme", "receptionist")[0]
     assert call is not None and call.turn_taking.silence_ms == 640
+
+
+async def test_tools_and_links_in_the_form(site: Site, as_user: AsUser) -> None:
+    staff = await as_user(ACME_STAFF)
+    page = await staff.get(AGENT)
+    assert 'id="tool-transfer_call" checked' in page.text
+    assert 'id="sms_tool-send_link" checked' in page.text
+    assert 'value="https://acme-home.example.com/book" id="link-booking"' in page.text
+    token = csrf_of(page.text)
+    base = {"csrf_token": token, "tools": "1", "action": "save"}
+    # Transfer off while the transfer offer is still said: refused, naming both.
+    refused = await staff.post(
+        AGENT + "/draft",
+        data=base | {"tool.end_call": "on", "sms_tool.hand_off": "on"},
+    )
+    assert refused.status_code == 400
+    assert "transfer_offer: set, but 'transfer_call' is not in tools" in html.unescape(refused.text)
+    bad_link = await staff.post(
+        AGENT + "/draft",
+        data=base
+        | {"tool.end_call": "on", "tool.transfer_call": "on", "link.booking": "javascript:x"},
+    )
+    assert bad_link.status_code == 400
+    assert "links.booking: 'javascript:x' is not an http(s) URL" in html.unescape(bad_link.text)
+    gone = await staff.post(
+        AGENT + "/draft",
+        data=base
+        | {"tool.end_call": "on", "tool.transfer_call": "on", "sms_tool.send_link": "on"}
+        | {"link.booking": ""},
+    )
+    assert gone.status_code == 400  # send_link with no link left to send
+    assert "sms_tools: 'send_link' needs at least one entry in [links]" in html.unescape(gone.text)
+    used = await staff.post(
+        AGENT + "/draft",
+        data=base | {"tool.end_call": "on", "tool.transfer_call": "on", "link.booking": ""},
+    )
+    assert used.status_code == 400  # the follow-up SMS still says {booking}
+    assert "followup_sms: placeholder {booking} is not declared" in html.unescape(used.text)
+
+    saved = await staff.post(
+        AGENT + "/draft",
+        data=base
+        | {"tool.end_call": "on", "tool.transfer_call": "on", "sms_tool.hand_off": "on"}
+        | {"link.booking": "https://acme.example.com/visit"},
+    )
+    assert saved.status_code == 303, saved.text
+    agent = await site.runtime.agent_studio.repo.get("acme", "receptionist")  # type: ignore[union-attr]
+    data = (await site.runtime.agent_studio.repo.draft(agent)).data  # type: ignore[union-attr]
+    assert data["tools"] == ["end_call", "transfer_call"]
+    assert data["sms_tools"] == ["hand_off"]
+    assert data["links"] == {"booking": "https://acme.example.com/visit"}

@@ -16,7 +16,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from prompts import TURN_RANGES, AgentDefinitionError, allowed_variables
+from prompts import (
+    SMS_TOOL_NAMES,
+    TOOL_NAMES,
+    TURN_RANGES,
+    AgentDefinitionError,
+    allowed_variables,
+)
 from prompts.voices import LANGUAGES, PIPELINE_VOICES
 from voice_agent.agents.studio import AgentStudio, validate
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
@@ -130,6 +136,8 @@ async def _agent_page(
         languages=sorted(LANGUAGES.items(), key=lambda item: item[1]),
         pipeline_voices={k: sorted(v) if v else None for k, v in PIPELINE_VOICES.items()},
         pipeline=studio.book.pipeline,
+        tool_names=sorted(TOOL_NAMES),
+        sms_tool_names=sorted(SMS_TOOL_NAMES),
     )
 
 
@@ -180,6 +188,7 @@ def apply_form(data: dict[str, Any], form: FormData) -> dict[str, Any]:
                     step.pop(key, None)
     _apply_speech(out, form)
     _apply_turn_taking(out, form)
+    _apply_tools(out, form)
     faq: list[dict[str, Any]] = []
     index = 0
     while f"faq.{index}.question" in form:
@@ -220,6 +229,26 @@ def _apply_speech(out: dict[str, Any], form: FormData) -> None:
             out["voices"] = voices
         else:
             out.pop("voices", None)
+
+
+def _apply_tools(out: dict[str, Any], form: FormData) -> None:
+    """The tools by voice and by text (checkboxes), and the links' URLs; a link emptied is
+    removed (the loader then names any text that still uses it)."""
+    if "tools" in form:  # the form's marker: an unticked box is absent
+        out["tools"] = [name for name in sorted(TOOL_NAMES) if form.get(f"tool.{name}") == "on"]
+        out["sms_tools"] = [
+            name for name in sorted(SMS_TOOL_NAMES) if form.get(f"sms_tool.{name}") == "on"
+        ]
+    links = out.get("links")
+    if isinstance(links, dict):
+        for name in list(links):
+            field = f"link.{name}"
+            if field in form:
+                url = str(form[field]).strip()
+                if url:
+                    links[name] = url
+                else:
+                    links.pop(name)
 
 
 def _apply_turn_taking(out: dict[str, Any], form: FormData) -> None:
