@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Extractor = Literal["name", "text", "money", "timeframe", "yes_no"]
@@ -146,7 +146,14 @@ class AgentDefinition:
     transfer_offer: str = ""
     transfer_number: str | None = None
     voicemail: str = ""
+    #: The TTS voice for any pipeline; ``voices`` overrides it per pipeline. An AgentBook
+    #: built for one pipeline stores that pipeline's choice here (see ``for_pipeline``).
     voice: str | None = None
+    #: Pipeline name ("offline", "cascade", "realtime") -> its TTS voice.
+    voices: Mapping[str, str] = field(default_factory=dict)
+    #: ISO 639-1 code of the language calls are in: speech-to-text is told it, and the
+    #: model is told to answer in it.
+    language: str = "en"
     steps: tuple[PlaybookStep, ...] = ()
     faq: tuple[FaqEntry, ...] = ()
     tools: tuple[str, ...] = ("end_call", "transfer_call")
@@ -189,6 +196,17 @@ class AgentDefinition:
     analysis: AnalysisSchema = field(default_factory=AnalysisSchema)
     # --- turn-taking (#18) -----------------------------------------------------------
     turn_taking: TurnTaking = field(default_factory=TurnTaking)
+
+    def voice_for(self, pipeline: str) -> str | None:
+        """The TTS voice `pipeline` speaks this agent with (None: the server's default)."""
+        return self.voices.get(pipeline, self.voice)
+
+    def for_pipeline(self, pipeline: str) -> AgentDefinition:
+        """This definition with ``voice`` set to `pipeline`'s choice, so every speaker of
+        ``agent.voice`` (session, phrases, greeting cache, outbound) asks for the voice
+        the agent chose for the pipeline the server runs."""
+        voice = self.voice_for(pipeline)
+        return self if voice == self.voice else replace(self, voice=voice)
 
     def greeting_for(self, variables: Mapping[str, str]) -> str:
         """The greeting template for this call: the returning caller's when we know them."""

@@ -26,6 +26,7 @@ from prompts.definition import (
     PlaybookStep,
     TurnTaking,
 )
+from prompts.voices import DEFAULT_LANGUAGE, PIPELINE_VOICES, language_problem, voice_problem
 
 #: Tools an agent may be given; the conversation core knows how to run exactly these.
 TOOL_NAMES: frozenset[str] = frozenset({"end_call", "transfer_call"})
@@ -76,6 +77,8 @@ _TOP_KEYS = frozenset(
         *_OPTIONAL_TEXT,
         "transfer_number",
         "voice",
+        "voices",
+        "language",
         "steps",
         "faq",
         "tools",
@@ -89,7 +92,7 @@ _TOP_KEYS = frozenset(
 #: [turn_taking] keys that are true or false.
 _TURN_FLAGS = ("text_aware", "resume_on_backchannel", "early_llm")
 #: [turn_taking] keys: name -> (lowest, highest) for the ms values.
-_TURN_RANGES = {
+TURN_RANGES = {
     "speculation_ms": (60, 1000),
     "min_wait_ms": (60, 3000),
     "max_wait_ms": (100, 5000),
@@ -261,6 +264,13 @@ class _Reader:
                     f"{transfer_number!r} is not an E.164 number like +15550100200",
                 )
         voice = self.text(raw, "voice", "voice", True) if "voice" in raw else None
+        voices = self.voices(raw.get("voices", {}))
+        language = DEFAULT_LANGUAGE
+        if "language" in raw:
+            language = self.text(raw, "language", "language", True).lower()
+            problem = language_problem(language)
+            if problem:
+                raise self.fail("language", problem)
 
         if values.get("transfer_offer") and "transfer_call" not in tools:
             raise self.fail("transfer_offer", "set, but 'transfer_call' is not in tools")
@@ -292,20 +302,35 @@ class _Reader:
             turn_taking=turn_taking,
             transfer_number=transfer_number,
             voice=voice,
+            voices=voices,
+            language=language,
             **values,
         )
+
+    def voices(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise self.fail("voices", 'must be a table of pipeline = "voice name"')
+        self.no_unknown_keys(value, frozenset(PIPELINE_VOICES), "voices.")
+        out: dict[str, str] = {}
+        for pipeline in value:
+            name = self.text(value, pipeline, f"voices.{pipeline}", True)
+            problem = voice_problem(pipeline, name)
+            if problem:
+                raise self.fail(f"voices.{pipeline}", problem)
+            out[pipeline] = name
+        return out
 
     def turn_taking(self, value: Any) -> TurnTaking:
         if not isinstance(value, dict):
             raise self.fail("turn_taking", "must be a table ([turn_taking])")
-        self.no_unknown_keys(value, frozenset({*_TURN_FLAGS, *_TURN_RANGES}), "turn_taking.")
+        self.no_unknown_keys(value, frozenset({*_TURN_FLAGS, *TURN_RANGES}), "turn_taking.")
         out: dict[str, Any] = {}
         for flag in _TURN_FLAGS:
             if flag in value:
                 if not isinstance(value[flag], bool):
                     raise self.fail(f"turn_taking.{flag}", "must be true or false")
                 out[flag] = value[flag]
-        for key, (low, high) in _TURN_RANGES.items():
+        for key, (low, high) in TURN_RANGES.items():
             if key in value:
                 item = value[key]
                 if isinstance(item, bool) or not isinstance(item, int) or not low <= item <= high:

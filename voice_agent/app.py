@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from voice_agent.clock import utc_now
 from voice_agent.dashboard import Dashboard, dashboard_routes
+from voice_agent.dashboard.testers import TALK_PATH, talk_socket
 from voice_agent.drain import Drain
 from voice_agent.heap import HeapKeeper, settle_after_startup
 from voice_agent.metrics import exposition, worker_exited
@@ -106,6 +107,19 @@ def create_app(
             claims=runtime.stream_claims,
             on_hangup=runtime.resume.mark_ended if runtime.resume is not None else None,
         )
+        # The portal's browser tester (#13): the same Media Streams endpoint on its own
+        # path. No Twilio signature (the session cookie, checked by talk_socket, and the
+        # minted single-use token take its place) and no REST client (a transfer in a
+        # test call just ends it: no telephony).
+        app.state.talk_endpoint = MediaStreamEndpoint(
+            path=TALK_PATH,
+            tokens=runtime.tokens,
+            validate=False,
+            signature=None,
+            rest=None,
+            open_session=runtime.open_session,
+            on_malformed=runtime.metrics.malformed_frames.inc,
+        )
         app.state.dashboard = Dashboard.create(
             settings, runtime.database, runtime.tenants, runtime.agents, runtime.bus, runtime.redis
         )
@@ -174,6 +188,7 @@ def create_app(
             Route("/webhooks/lead", lead, methods=["POST"]),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
             WebSocketRoute(MEDIA_PATH, MediaSocketApp(media)),
+            WebSocketRoute(TALK_PATH, MediaSocketApp(talk_socket)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),

@@ -152,6 +152,7 @@ _FILTERS = [
     _query("to"),
     _query("since", "ISO date"),
     _query("until", "ISO date"),
+    _query("tests", "browser test calls: include (default), exclude or only"),
     _query("cursor"),
 ]
 

@@ -12,6 +12,7 @@ import orjson
 from prompts import AgentDefinition
 from prompts.loader import load_agents
 from voice_agent.agents.book import AgentBook, AgentUpdates
+from voice_agent.agents.resync import AgentResync
 from voice_agent.agents.studio import AgentStudio
 from voice_agent.analysis.service import AnalysisService
 from voice_agent.analysis.setup import build_analysis
@@ -28,6 +29,8 @@ from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.ports import CallInfo, SessionSink
 from voice_agent.conversation.session import RECOVERY_PHRASES, CallSession, SessionConfig
 from voice_agent.conversation.sinks import TeeSink
+from voice_agent.conversation.text_mode import TextReply
+from voice_agent.conversation.tryout import try_text
 from voice_agent.crm.memory import crm_finder
 from voice_agent.crm.service import CrmService
 from voice_agent.crm.setup import build_crm
@@ -143,6 +146,7 @@ class Runtime:
 
     #: #13: tenants' own agents (drafts, publishing); `agents` is then an AgentBook.
     agent_studio: AgentStudio | None = None
+    agent_resync: AgentResync | None = None
     #: #12: signed events for n8n (voice_agent.events): ``runtime.events.emit(...)``.
     events: Events | None = None
 
@@ -273,6 +277,11 @@ class Runtime:
             return self.agents.resolve(tenant, slug)
         return self.agents.get(slug), None
 
+    async def try_text(self, agent: AgentDefinition, history: list[tuple[str, str]]) -> TextReply:
+        """The portal's text tester: `agent`'s reply by text on this server's dialogue
+        engine (the one SMS uses), its tools inert."""
+        return await try_text(agent, self.pipeline, history)
+
     async def warm_greetings(self) -> None:
         """Synthesise every agent's greeting now, so a call's first audio waits on nothing."""
         for agent in self.agents.values():
@@ -299,6 +308,8 @@ class Runtime:
         await self.agents.refresh(self.agent_studio.repo, tenant, slug, self.warm_greeting)
 
     async def aclose(self) -> None:
+        if self.agent_resync is not None:
+            await self.agent_resync.aclose()
         if self.agent_studio is not None:
             await self.agent_studio.updates.aclose()
         if self.analysis is not None:
@@ -355,12 +366,14 @@ async def build_runtime(
         journal = Journal.claim(settings.write_journal_dir or Path(settings.data_dir) / "journal")
     writes = WriteQueue(calls, journal=journal, memory_limit=settings.write_memory_limit)
     writes.start()
-    agents = AgentBook(load_agents())
-    if settings.default_agent not in agents:
+    templates = load_agents()
+    if settings.default_agent not in templates:
         raise ValueError(f"DEFAULT_AGENT: no agent definition named {settings.default_agent!r}")
     owns_pipeline = pipeline is None
     if pipeline is None:
         pipeline = await build_pipeline(settings)
+    # Built for the pipeline calls run on, so each agent speaks with its voice for it.
+    agents = AgentBook(templates, pipeline.name)
     redis_client = None
     redis_health = RedisHealth()
     tokens: CallTokenStore
@@ -453,6 +466,10 @@ async def build_runtime(
         AgentUpdates(redis_client, settings.agent_updates_channel, runtime.agent_published),
     )
     await runtime.agent_studio.updates.start()
+    runtime.agent_resync = AgentResync(
+        agents, agent_repo, runtime.agent_published, settings.agent_resync_s
+    )
+    runtime.agent_resync.start()
     runtime.billing = Billing(database, settings, clock)
     meter_events = runtime.billing.meter_delivery()
     if meter_events is not None:

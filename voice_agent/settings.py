@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     # --- #13: tenants' own agents ---
     #: Redis channel on which a worker that publishes a tenant's agent tells the others.
     agent_updates_channel: str = "voice_agent:agents"
+    #: Every this many seconds each worker compares the agent versions it runs with the
+    #: database's and reloads any that differ: a worker that missed a Redis message (a
+    #: reconnect, Redis down at the time) converges within this bound.
+    agent_resync_s: float = Field(default=30.0, ge=0.05, le=3600)
     # --- #16: runtime faults ---
     #: A provider stream (or transcription) that sends nothing for this long is given up
     #: on and asked again (capped by PROVIDER_TIMEOUT_S).

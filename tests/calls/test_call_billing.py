@@ -15,7 +15,7 @@ import pytest
 from loadtest.caller import place_call
 from loadtest.standins.openai_server import StandinOpenAI
 from loadtest.standins.stripe_server import StripeStandin
-from tests.app.twilio_side import sign, until
+from tests.app.twilio_side import sign, status_params, until
 from tests.calls.cascade_support import short_responder
 from tests.conftest import TWILIO_TOKEN
 from voice_agent.billing.meter_events import micro_usd
@@ -70,18 +70,7 @@ async def test_a_calls_usage_reaches_stripe_once_after_an_outage(
         )
         assert result.error is None, result.error
         sid = result.call_sid
-        status = await _post_status(
-            settings,
-            {
-                "CallSid": sid,
-                "AccountSid": "AC" + "0" * 32,
-                "CallStatus": "completed",
-                "CallDuration": "47",
-                "From": "+15551230000",
-                "To": "+15557654321",
-                "Direction": "inbound",
-            },
-        )
+        status = await _post_status(settings, status_params(sid))
         assert status.status_code == 204
         assert await runtime.writes.flush(5.0)
         assert runtime.outbox is not None

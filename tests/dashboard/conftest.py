@@ -25,6 +25,7 @@ from tests.dashboard.seed import (
     stereo_wav,
 )
 from voice_agent.app import create_app
+from voice_agent.demo import running_server
 from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings
 from voice_agent.storage.database import Database
@@ -34,6 +35,8 @@ ACME_STAFF = "staff@acme.test"
 GLOBEX_STAFF = "staff@globex.test"
 ACME_CALL = "CA" + "a" * 32
 GLOBEX_CALL = "CA" + "b" * 32
+#: The number inbound test calls dial to reach acme (``served_with_number``).
+ACME_NUMBER = "+14155550142"
 XSS = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 
 #: The acme call: five turns over a 12 s recording.
@@ -122,6 +125,24 @@ async def site(cascade_settings: Callable[..., Settings], recording: Path) -> As
     async with serve_in_process(settings) as (app, runtime):
         await seed(runtime, recording)
         yield Site(app, runtime, settings, recording)
+
+
+@pytest.fixture
+async def served(
+    cascade_settings: Callable[..., Settings], recording: Path
+) -> AsyncIterator[tuple[Settings, Runtime]]:
+    """The seeded dashboard on a real loopback server: for browsers, websockets, webhooks."""
+    settings = cascade_settings()
+    async with running_server(settings) as runtime:
+        await seed(runtime, recording)
+        yield settings, runtime
+
+
+@pytest.fixture
+async def served_with_number(served: tuple[Settings, Runtime]) -> tuple[Settings, Runtime]:
+    """``served``, with ACME_NUMBER routed to acme: inbound calls reach its agent."""
+    await served[1].tenants.add_number("acme", ACME_NUMBER)
+    return served
 
 
 def client_for(app: Starlette, base_url: str = "http://testserver") -> httpx.AsyncClient:

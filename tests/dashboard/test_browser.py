@@ -8,92 +8,27 @@ Screenshots go to ./test-artifacts/dashboard/ (ignored by git; CI keeps them).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from loadtest.caller import CallerTurn, CallResult, place_call
 from loadtest.fixtures import load_script
 from tests.conftest import TWILIO_TOKEN
-from tests.dashboard.conftest import ACME_CALL, ACME_STAFF, GLOBEX_CALL, seed
-from tests.dashboard.seed import PASSWORD, add_user
-from voice_agent.demo import running_server
+from tests.dashboard.browser_support import BROWSER_MARKS, chromium, shot, sign_in
+from tests.dashboard.conftest import ACME_CALL, ACME_STAFF, GLOBEX_CALL
+from tests.dashboard.seed import add_user
 from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # The player is started by the test's click, but keep media from waiting on a gesture.
-    "--autoplay-policy=no-user-gesture-required",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium;"
-        " .ci/run installs it)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-async def served(
-    cascade_settings: Callable[..., Settings], recording: Path
-) -> AsyncIterator[tuple[Settings, Runtime]]:
-    settings = cascade_settings()
-    async with running_server(settings) as runtime:
-        await seed(runtime, recording)
-        yield settings, runtime
-
-
-async def loopback_only(page: Page) -> None:
-    """Requests leaving loopback (a tenant's logo on a CDN) are refused: tests reach no one."""
-
-    async def route(r: Route) -> None:
-        if r.request.url.startswith(("http://127.0.0.1", "data:")):
-            await r.continue_()
-        else:
-            await r.abort()
-
-    await page.route("**/*", route)
-
-
-async def sign_in(page: Page, base_url: str, email: str) -> None:
-    await loopback_only(page)
-    await page.goto(base_url + "/login")
-    await page.fill("input[name=email]", email)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("#login button[type=submit]")
-    await page.wait_for_url(base_url + "/calls")
-
-
-async def shot(page: Page, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    async with chromium() as launched:
+        yield launched
 
 
 async def current_seq(page: Page) -> str | None:

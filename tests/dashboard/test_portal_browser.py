@@ -2,7 +2,8 @@
 publish, and the next simulated call (the real media websocket) greets with the new
 words; approval required and granted; rollback; the text tester; the browser voice tester
 with a fake microphone fed a committed caller WAV, on the offline pipeline: the agent is
-heard and the live transcript shows both sides. The call is stored as a test call."""
+heard and the live transcript shows both sides. The call is stored as a test call. The
+voice, language and turn-taking fields; the calls list labelling and filtering test calls."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
 from tests.app.test_tenant_agents_calls import greeting_of_call
-from tests.dashboard.conftest import ACME_STAFF, ADMIN, seed
-from tests.dashboard.test_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, shot, sign_in
+from tests.dashboard.browser_support import BROWSER_MARKS, chromium, shot, sign_in
+from tests.dashboard.conftest import ACME_CALL, ACME_NUMBER, ACME_STAFF, ADMIN, seed
+from tests.dashboard.seed import SeedTurn, add_call
 from voice_agent.demo import running_server
 from voice_agent.providers.base import Pipeline
 from voice_agent.runtime import Runtime
@@ -24,43 +26,21 @@ from voice_agent.settings import Settings
 from voice_agent.storage.tables import calls
 
 CALLER_WAV = Path(__file__).parent / "fixtures" / "caller.wav"
-ACME_NUMBER = "+14155550142"
 AGENT = "/portal/acme/agents/receptionist"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    args = [
-        *LAUNCH_ARGS,
+    """Chromium with a fake microphone that plays the committed caller WAV."""
+    fake_microphone = [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={CALLER_WAV}",
     ]
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=args, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture
-async def served(
-    cascade_settings: Callable[..., Settings], recording: Path
-) -> AsyncIterator[tuple[Settings, Runtime]]:
-    settings = cascade_settings()
-    async with running_server(settings) as runtime:
-        await seed(runtime, recording)
-        await runtime.tenants.add_number("acme", ACME_NUMBER)
-        yield settings, runtime
+    async with chromium(fake_microphone) as launched:
+        yield launched
 
 
 async def portal(browser: Browser, settings: Settings, email: str) -> Page:
@@ -72,9 +52,9 @@ async def portal(browser: Browser, settings: Settings, email: str) -> Page:
 
 
 async def test_edit_publish_and_the_next_call_greets_with_the_new_words(
-    browser: Browser, served: tuple[Settings, Runtime]
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
 ) -> None:
-    settings, runtime = served
+    settings, runtime = served_with_number
     page = await portal(browser, settings, ACME_STAFF)
     await page.click("nav >> text=Agent")
     await page.wait_for_url(settings.public_base_url + AGENT)
@@ -95,9 +75,9 @@ async def test_edit_publish_and_the_next_call_greets_with_the_new_words(
 
 
 async def test_approval_required_granted_then_rollback(
-    browser: Browser, served: tuple[Settings, Runtime]
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
 ) -> None:
-    settings, runtime = served
+    settings, runtime = served_with_number
     tenant = await runtime.tenants.get("acme")
     tenant.require_approval = True
     await runtime.tenants.save(tenant)
@@ -138,9 +118,9 @@ async def test_approval_required_granted_then_rollback(
 
 
 async def test_text_tester_answers_on_the_dialogue_engine(
-    browser: Browser, served: tuple[Settings, Runtime]
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
 ) -> None:
-    settings, _ = served
+    settings, _ = served_with_number
     page = await portal(browser, settings, ACME_STAFF)
     await page.goto(settings.public_base_url + AGENT)
     await page.fill("#chat-input", "Hi, do you fix roofs?")
@@ -197,3 +177,51 @@ async def test_browser_voice_tester_hears_the_agent_and_shows_the_transcript(
     assert answered
     round_trip = answered[0].total_ms
     print(f"browser tester round trip (end of speech -> first agent audio): {round_trip:.0f} ms")
+
+
+async def test_voice_language_and_turn_taking_in_the_form(
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served_with_number
+    page = await portal(browser, settings, ACME_STAFF)
+    await page.goto(settings.public_base_url + AGENT)
+    await page.select_option("#field-language", "es")
+    await page.select_option("#voice-cascade", "coral")
+    await page.fill("#turn-silence_ms", "soon")
+    await page.click("#publish")
+    await expect(page.locator("#draft-error")).to_have_text(
+        "turn_taking.silence_ms: must be an integer in [0, 5000]"
+    )
+    assert runtime.agent_for("acme", "receptionist")[1] is None
+    await page.fill("#turn-silence_ms", "650")
+    await page.check("#turn-text_aware")
+    await page.click("#publish")
+    await expect(page.locator("#notice")).to_have_text("Published version 1")
+    await expect(page.locator("#field-language")).to_have_value("es")
+    await expect(page.locator("#voice-cascade")).to_have_value("coral")
+    await expect(page.locator("#turn-text_aware")).to_be_checked()
+    await shot(page, "portal-speech-fields")
+    agent, _ = runtime.agent_for("acme", "receptionist")
+    assert agent is not None and (agent.language, agent.voice) == ("es", "coral")
+    assert (agent.turn_taking.silence_ms, agent.turn_taking.text_aware) == (650, True)
+
+
+async def test_calls_list_labels_and_filters_test_calls(
+    browser: Browser, served_with_number: tuple[Settings, Runtime]
+) -> None:
+    settings, runtime = served_with_number
+    test_call = "CT" + "d" * 32
+    await add_call(
+        runtime.database, test_call, "acme", [SeedTurn("agent", "Draft hi", 0.1, 1.0)], is_test=True
+    )
+    page = await portal(browser, settings, ACME_STAFF)
+    await expect(page.locator(f'tr[data-call-sid="{test_call}"] .pill.test')).to_have_text("test")
+    await expect(page.locator(f'tr[data-call-sid="{ACME_CALL}"] .pill.test')).to_have_count(0)
+    await page.select_option("#filter-tests", "exclude")
+    await page.click("#filters button[type=submit]")
+    await expect(page.locator(f'tr[data-call-sid="{test_call}"]')).to_have_count(0)
+    await expect(page.locator(f'tr[data-call-sid="{ACME_CALL}"]')).to_have_count(1)
+    await page.select_option("#filter-tests", "only")
+    await page.click("#filters button[type=submit]")
+    await expect(page.locator("#calls tbody tr[data-call-sid]")).to_have_count(1)
+    await shot(page, "calls-test-only")

@@ -6,8 +6,6 @@ or from another origin."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,8 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.app.twilio_side import MediaStream, until
-from tests.dashboard.conftest import ACME_STAFF, AsUser, Site, csrf_of, login, seed
-from voice_agent.demo import running_server
+from tests.dashboard.conftest import ACME_STAFF, AsUser, Site, csrf_of, login
 from voice_agent.runtime import Runtime
 from voice_agent.settings import Settings
 from voice_agent.storage.tables import calls
@@ -44,16 +41,6 @@ async def test_text_chat(site: Site, as_user: AsUser) -> None:
         headers={"x-csrf-token": token},
     )
     assert other.status_code == 404
-
-
-@pytest.fixture
-async def served(
-    cascade_settings: Callable[..., Settings], recording: Path
-) -> AsyncIterator[tuple[Settings, Runtime]]:
-    settings = cascade_settings()
-    async with running_server(settings) as runtime:
-        await seed(runtime, recording)
-        yield settings, runtime
 
 
 async def test_voice_tester_socket_runs_the_draft_as_a_test_call(

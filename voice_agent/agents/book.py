@@ -25,9 +25,18 @@ class AgentBook(dict[str, AgentDefinition]):
     """The templates by slug (as the plain agents mapping always was) plus each tenant's
     published agents. Code that knows the tenant asks ``lookup(tenant, slug)``."""
 
-    def __init__(self, templates: Mapping[str, AgentDefinition]) -> None:
-        super().__init__(templates)
+    def __init__(
+        self, templates: Mapping[str, AgentDefinition], pipeline: str | None = None
+    ) -> None:
+        #: The pipeline this server's calls run on: every definition handed out carries
+        #: that pipeline's TTS voice in ``voice`` (None: definitions as written).
+        self.pipeline = pipeline
+        super().__init__({slug: self.for_calls(agent) for slug, agent in templates.items()})
         self._published: dict[tuple[str, str], tuple[AgentDefinition, int]] = {}
+
+    def for_calls(self, agent: AgentDefinition) -> AgentDefinition:
+        """`agent` as this server's calls run it (its voice for this pipeline)."""
+        return agent if self.pipeline is None else agent.for_pipeline(self.pipeline)
 
     def lookup(self, tenant: str, slug: str) -> AgentDefinition | None:
         found = self._published.get((tenant, slug))
@@ -40,6 +49,10 @@ class AgentBook(dict[str, AgentDefinition]):
             return found
         return self.get(slug), None
 
+    def versions(self) -> dict[tuple[str, str], int]:
+        """(tenant, slug) -> the version this worker's calls run."""
+        return {key: version for key, (_, version) in self._published.items()}
+
     def published(self) -> list[tuple[str, AgentDefinition, int]]:
         return [(tenant, agent, v) for (tenant, _), (agent, v) in self._published.items()]
 
@@ -51,6 +64,7 @@ class AgentBook(dict[str, AgentDefinition]):
         agent = agent or parse(version)
         if agent is None:
             return None
+        agent = self.for_calls(agent)
         # The stored current version always wins, also when it is an older one (rollback).
         self._published[(version.tenant, version.slug)] = (agent, version.version)
         return agent
@@ -72,6 +86,7 @@ class AgentBook(dict[str, AgentDefinition]):
         agent = parse(versions[0]) if versions else None
         if agent is None:
             return None
+        agent = self.for_calls(agent)
         if before_use is not None:
             await before_use(agent)
         return self.install(versions[0], agent)

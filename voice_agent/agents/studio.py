@@ -76,7 +76,7 @@ class AgentStudio:
         if agent is None:
             return None
         try:
-            return validate((await self.repo.draft(agent)).data)
+            return self.book.for_calls(validate((await self.repo.draft(agent)).data))
         except AgentDefinitionError:
             return None
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prompts import AgentDefinition
+from prompts.voices import language_instruction
 from voice_agent.conversation.listener import CallerSpeech, Listener
 from voice_agent.conversation.phrases import PhraseCache
 from voice_agent.conversation.playback import Playback, SpokenReply
@@ -265,12 +266,15 @@ class RealtimeCallSession:
             # We speak the greeting ourselves; the model must know it was said.
             seed = [SeedItem("assistant", self._greeting_text)]
         return RealtimeConfig(
-            instructions=self._agent.render(self._agent.system_prompt, self.call.variables),
+            instructions=self._agent.render(self._agent.system_prompt, self.call.variables)
+            + language_instruction(self._agent.language),
             voice=self._agent.voice,
             tools=tool_specs(self._agent.tools),
             barge_in=self._config.barge_in,
-            silence_ms=self._config.endpointing_silence_ms,
+            # The agent's own endpointing silence when it sets one, as in the cascade.
+            silence_ms=self._agent.turn_taking.silence_ms or self._config.endpointing_silence_ms,
             seed=seed,
+            language=self._agent.language,
         )
 
     async def _run(self) -> None:

@@ -406,7 +406,9 @@ class CallSession:
         """The transcript of the turn so far (None if it failed); sets the pause's wait."""
         audio_s = len(paused.pcm16) / 8000.0
         try:
-            transcript = await self._pipeline.stt.transcribe(paused.pcm16, 8000)
+            transcript = await self._pipeline.stt.transcribe(
+                paused.pcm16, 8000, language=self._agent.language
+            )
         except asyncio.CancelledError:
             self._usage("stt_seconds", audio_s, self._stt_model)
             raise
@@ -484,7 +486,9 @@ class CallSession:
         if text is None:
             audio_s = len(speech.pcm16) / 8000.0
             try:
-                transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
+                transcript = await self._pipeline.stt.transcribe(
+                    speech.pcm16, 8000, language=self._agent.language
+                )
             except ProviderError as exc:
                 # Not known what was said: taken as an interruption, as without the hold;
                 # the turn's own transcription is tried again (and apologised for).
@@ -606,7 +610,9 @@ class CallSession:
             # Billed by the audio sent, whatever came back (a cancelled request was sent).
             audio_s = len(speech.pcm16) / 8000.0
             try:
-                transcript = await self._pipeline.stt.transcribe(speech.pcm16, 8000)
+                transcript = await self._pipeline.stt.transcribe(
+                    speech.pcm16, 8000, language=self._agent.language
+                )
             except asyncio.CancelledError:
                 self._usage("stt_seconds", audio_s, self._stt_model)
                 self._unheard.append(speech.pcm16)

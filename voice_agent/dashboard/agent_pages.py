@@ -16,7 +16,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from prompts import AgentDefinitionError, allowed_variables
+from prompts import (
+    SMS_TOOL_NAMES,
+    TOOL_NAMES,
+    TURN_RANGES,
+    AgentDefinitionError,
+    allowed_variables,
+)
+from prompts.voices import LANGUAGES, PIPELINE_VOICES
 from voice_agent.agents.studio import AgentStudio, validate
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
@@ -52,8 +59,17 @@ LONG_FIELDS: tuple[tuple[str, str], ...] = (
 )
 SINGLE_FIELDS: tuple[tuple[str, str], ...] = (
     ("Transfer number", "transfer_number"),
-    ("Voice", "voice"),
+    ("Voice (any pipeline)", "voice"),
 )
+#: [turn_taking] numbers the form edits (label, key); ranges come from the loader.
+TURN_FIELDS: tuple[tuple[str, str], ...] = (
+    ("Endpointing: silence that ends the caller's turn (ms, 0: server default)", "silence_ms"),
+    ("Barge-in: caller voice needed to interrupt the agent (ms, 0: server default)",
+     "interruption_min_ms"),
+    ("Text-aware: transcribe this far into a pause (ms)", "speculation_ms"),
+    ("Text-aware: wait when the turn reads as finished (ms)", "min_wait_ms"),
+    ("Text-aware: wait when the turn is visibly going on (ms)", "max_wait_ms"),
+)  # fmt: skip
 
 
 def studio_of(request: Request) -> AgentStudio:
@@ -116,6 +132,12 @@ async def _agent_page(
         text_fields=TEXT_FIELDS,
         long_fields=LONG_FIELDS,
         single_fields=SINGLE_FIELDS,
+        turn_fields=[(label, key, *TURN_RANGES[key]) for label, key in TURN_FIELDS],
+        languages=sorted(LANGUAGES.items(), key=lambda item: item[1]),
+        pipeline_voices={k: sorted(v) if v else None for k, v in PIPELINE_VOICES.items()},
+        pipeline=studio.book.pipeline,
+        tool_names=sorted(TOOL_NAMES),
+        sms_tool_names=sorted(SMS_TOOL_NAMES),
     )
 
 
@@ -164,6 +186,9 @@ def apply_form(data: dict[str, Any], form: FormData) -> dict[str, Any]:
                     step[key] = value
                 else:
                     step.pop(key, None)
+    _apply_speech(out, form)
+    _apply_turn_taking(out, form)
+    _apply_tools(out, form)
     faq: list[dict[str, Any]] = []
     index = 0
     while f"faq.{index}.question" in form:
@@ -178,6 +203,80 @@ def apply_form(data: dict[str, Any], form: FormData) -> dict[str, Any]:
     if index:
         out["faq"] = faq
     return out
+
+
+def _apply_speech(out: dict[str, Any], form: FormData) -> None:
+    """Language and the per-pipeline voices; an emptied field falls back to the default."""
+    if "language" in form:
+        language = str(form["language"]).strip()
+        if language:
+            out["language"] = language
+        else:
+            out.pop("language", None)
+    voices = dict(out.get("voices") or {})
+    touched = False
+    for pipeline in PIPELINE_VOICES:
+        field = f"voices.{pipeline}"
+        if field in form:
+            touched = True
+            value = str(form[field]).strip()
+            if value:
+                voices[pipeline] = value
+            else:
+                voices.pop(pipeline, None)
+    if touched:
+        if voices:
+            out["voices"] = voices
+        else:
+            out.pop("voices", None)
+
+
+def _apply_tools(out: dict[str, Any], form: FormData) -> None:
+    """The tools by voice and by text (checkboxes), and the links' URLs; a link emptied is
+    removed (the loader then names any text that still uses it)."""
+    if "tools" in form:  # the form's marker: an unticked box is absent
+        out["tools"] = [name for name in sorted(TOOL_NAMES) if form.get(f"tool.{name}") == "on"]
+        out["sms_tools"] = [
+            name for name in sorted(SMS_TOOL_NAMES) if form.get(f"sms_tool.{name}") == "on"
+        ]
+    links = out.get("links")
+    if isinstance(links, dict):
+        for name in list(links):
+            field = f"link.{name}"
+            if field in form:
+                url = str(form[field]).strip()
+                if url:
+                    links[name] = url
+                else:
+                    links.pop(name)
+
+
+def _apply_turn_taking(out: dict[str, Any], form: FormData) -> None:
+    """[turn_taking] from the form. A number that does not parse is kept as typed, so the
+    loader refuses it with the field and its range named (never silently dropped)."""
+    if "turn_taking" not in form:  # the form's marker: a missing checkbox means "off"
+        return
+    taking = dict(out.get("turn_taking") or {})
+    if form.get("turn_taking.text_aware") == "on":
+        taking["text_aware"] = True
+    else:
+        taking.pop("text_aware", None)
+    for _, key in TURN_FIELDS:
+        field = f"turn_taking.{key}"
+        if field not in form:
+            continue
+        value = str(form[field]).strip()
+        if not value:
+            taking.pop(key, None)
+            continue
+        try:
+            taking[key] = int(value)
+        except ValueError:
+            taking[key] = value
+    if taking:
+        out["turn_taking"] = taking
+    else:
+        out.pop("turn_taking", None)
 
 
 @signed_in()

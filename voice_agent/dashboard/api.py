@@ -80,6 +80,7 @@ async def api_calls(request: Request, viewer: Viewer) -> Response:
                     "started_at": r.started_at.isoformat(),
                     "ended_at": r.ended_at.isoformat() if r.ended_at else None,
                     "duration_s": r.duration_s,
+                    "is_test": r.is_test,
                 }
                 for r in page.rows
             ],

@@ -13,7 +13,20 @@ from voice_agent.storage.call_search import CallFilter, decode_cursor
 
 DIRECTIONS = ("inbound", "outbound")
 STATUSES = ("in-progress", "completed", "failed", "busy", "no-answer", "canceled")
-FIELDS = ("since", "until", "direction", "status", "outcome", "number", "agent", "q", "tenant")
+FIELDS = (
+    "since",
+    "until",
+    "direction",
+    "status",
+    "outcome",
+    "number",
+    "agent",
+    "q",
+    "tenant",
+    "tests",
+)
+#: Which browser test calls the list shows (the "tests" field; empty: include).
+TEST_CHOICES = ("include", "exclude", "only")
 
 
 @dataclass(slots=True)
@@ -67,6 +80,10 @@ def parse_filter(params: QueryParams, scope: str | None) -> ParsedFilter:
         number = _number(number)
         if number is None:
             errors["number"] = "is not a phone number"
+    tests = values["tests"] or "include"
+    if tests not in TEST_CHOICES:
+        errors["tests"] = "must be include, exclude or only"
+        tests = "include"
     for name in ("status", "outcome", "agent", "tenant"):
         if len(values[name]) > 64:
             errors[name] = "is too long"
@@ -90,5 +107,6 @@ def parse_filter(params: QueryParams, scope: str | None) -> ParsedFilter:
         number=number,
         agent=values["agent"] or None,
         search=values["q"] or None,
+        tests=tests,
     )
     return ParsedFilter(where, cursor, values, errors)

@@ -1,8 +1,10 @@
-"""The dashboard's routes, mounted by the app."""
+"""The dashboard's routes, mounted by the app. The browser tester's media websocket
+(testers.TALK_PATH) is not here: it runs the telephony layer's Media Streams endpoint,
+which the app composes (dashboard code imports storage and the bus, never telephony)."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from voice_agent.dashboard import (
@@ -18,7 +20,6 @@ from voice_agent.dashboard import (
     testers,
 )
 from voice_agent.dashboard.state import HERE
-from voice_agent.telephony.media_websocket import MediaSocketApp
 
 STATIC_PATH = "/dashboard-static"
 
@@ -61,7 +62,6 @@ def dashboard_routes() -> list[BaseRoute]:
         ),
         Route("/portal/{tenant}/agents/{slug}/chat", testers.chat, methods=["POST"]),
         Route("/portal/{tenant}/agents/{slug}/talk", testers.talk_token, methods=["POST"]),
-        WebSocketRoute(testers.TALK_PATH, MediaSocketApp(testers.talk_socket)),
         Route("/portal/{tenant}/settings", agent_pages.settings_page),
         Route("/portal/{tenant}/settings", agent_pages.settings_save, methods=["POST"]),
         Route("/approvals", agent_pages.approvals_page),

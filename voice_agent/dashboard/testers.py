@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -21,12 +20,10 @@ from starlette.websockets import WebSocket
 
 from prompts import AgentDefinitionError
 from voice_agent.agents.studio import validate
-from voice_agent.conversation.text_mode import TextAgent, ThreadTurn
 from voice_agent.dashboard.agent_pages import _tenant_for, studio_of
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.sessions import COOKIE_NAME
 from voice_agent.storage.agents import UnknownAgent
-from voice_agent.telephony.media_socket import MediaStreamEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +31,6 @@ TALK_PATH = "/portal/talk"
 _MAX_TURNS = 40
 _MAX_TEXT = 1000
 _POLICY_VIOLATION = 1008
-
-
-class _TestTools:
-    """SMS tools in the tester do nothing outside: they say what would have happened."""
-
-    async def hand_off(self, reason: str) -> str:
-        return f"(test) handed to staff: {reason}"
-
-    async def schedule_callback(self, at: str | None, note: str) -> str:
-        return f"(test) callback booked for {at or 'soon'}"
-
-    async def send_link(self, name: str) -> str:  # pragma: no cover - model-driven
-        return f"(test) link {name} sent"
 
 
 @signed_in(api=True)
@@ -60,24 +44,21 @@ async def chat(request: Request, viewer: Viewer) -> Response:
         agent = await studio.agent(tenant, request.path_params["slug"], viewer.user.email)
         body = orjson.loads(await request.body())
         history = [
-            ThreadTurn(
-                "assistant" if t["role"] == "assistant" else "user", str(t["text"])[:_MAX_TEXT]
-            )
+            ("assistant" if t["role"] == "assistant" else "user", str(t["text"])[:_MAX_TEXT])
             for t in body["history"][-_MAX_TURNS:]
         ]
     except UnknownAgent:
         return not_found(True)
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return JSONResponse({"error": 'send {"history": [{"role", "text"}, …]}'}, 422)
-    if not history or history[-1].role != "user":
+    if not history or history[-1][0] != "user":
         return JSONResponse({"error": "the history must end with your message"}, 422)
     try:
         definition = validate((await studio.repo.draft(agent)).data)
     except AgentDefinitionError as exc:
         return JSONResponse({"error": str(exc)}, 422)
-    pipeline = request.app.state.runtime.pipeline
-    text_agent = TextAgent(definition, pipeline.dialogue, replay=pipeline.name == "offline")
-    reply = await text_agent.reply(history, _TestTools())  # type: ignore[arg-type]
+    # The runtime runs the dialogue: the dashboard composes no conversation itself.
+    reply = await request.app.state.runtime.try_text(definition, history)
     return JSONResponse({"reply": reply.text, "tools": reply.tools, "handed_off": reply.handed_off})
 
 
@@ -111,21 +92,6 @@ async def talk_token(request: Request, viewer: Viewer) -> Response:
     return JSONResponse({"call_sid": call_sid, "token": token, "path": TALK_PATH})
 
 
-def talk_endpoint(app: Any) -> MediaStreamEndpoint:
-    runtime = app.state.runtime
-    # No Twilio signature here: the session cookie (checked first) and the minted token
-    # take its place; no REST client either, so a transfer in a test call just ends it.
-    return MediaStreamEndpoint(
-        path=TALK_PATH,
-        tokens=runtime.tokens,
-        validate=False,
-        signature=None,
-        rest=None,
-        open_session=runtime.open_session,
-        on_malformed=runtime.metrics.malformed_frames.inc,
-    )
-
-
 async def talk_socket(websocket: WebSocket) -> None:
     """The browser tester's media websocket: a signed-in user, from our own origin."""
     app = websocket.app
@@ -140,10 +106,8 @@ async def talk_socket(websocket: WebSocket) -> None:
     if user is None or not same_origin:
         await websocket.close(code=_POLICY_VIOLATION)
         return
-    endpoint = getattr(app.state, "talk_endpoint", None)
-    if endpoint is None:
-        endpoint = app.state.talk_endpoint = talk_endpoint(app)
-    await endpoint.handle(websocket)
+    # The media endpoint (telephony) is composed by the app, which owns the route too.
+    await app.state.talk_endpoint.handle(websocket)
 
 
 __all__ = ["TALK_PATH", "chat", "dashboard_of", "talk_socket", "talk_token"]

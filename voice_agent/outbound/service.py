@@ -191,7 +191,13 @@ class OutboundService:
         )
         if progress.status not in FINAL_STATUSES:
             return
-        if self._usage is not None and progress.duration_s and tenant_slug:
+        if (
+            self._usage is not None
+            and progress.duration_s
+            and tenant_slug
+            # A browser test call has no phone leg; a callback naming one is not billed.
+            and not await self._calls.is_test(progress.call_sid)
+        ):
             # Twilio's own count of the call's seconds: the one it bills.
             await self._usage.add(
                 UsageRecord(

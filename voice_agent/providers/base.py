@@ -49,8 +49,11 @@ class Transcript:
 
 @runtime_checkable
 class SpeechToText(Protocol):
-    async def transcribe(self, pcm16: np.ndarray, sample_rate: int) -> Transcript:
-        """Transcribe one caller turn (mono int16 samples). Raises ProviderError."""
+    async def transcribe(
+        self, pcm16: np.ndarray, sample_rate: int, language: str | None = None
+    ) -> Transcript:
+        """Transcribe one caller turn (mono int16 samples) spoken in `language` (ISO 639-1;
+        None: the provider's configured language). Raises ProviderError."""
         ...
 
 

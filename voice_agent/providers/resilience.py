@@ -274,9 +274,11 @@ class ResilientSpeechToText(_Stage):
     def providers(self) -> list[SpeechToText]:
         return list(self._providers)
 
-    async def transcribe(self, pcm16: np.ndarray, sample_rate: int) -> Transcript:
+    async def transcribe(
+        self, pcm16: np.ndarray, sample_rate: int, language: str | None = None
+    ) -> Transcript:
         async def once(provider: SpeechToText) -> AsyncGenerator[Transcript, None]:
-            yield await provider.transcribe(pcm16, sample_rate)
+            yield await provider.transcribe(pcm16, sample_rate, language=language)
 
         # Read to its end: the provider's breaker is closed again only after its stream.
         results = [r async for r in self._stream(self._providers, once, _unsized, _uncut)]

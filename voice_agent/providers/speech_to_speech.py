@@ -141,6 +141,8 @@ class RealtimeConfig:
     barge_in: Literal["server", "local"] = "server"
     silence_ms: int = 500
     seed: Sequence[SeedItem] = field(default_factory=tuple)
+    #: ISO 639-1 code the caller's speech is transcribed in.
+    language: str = "en"
 
 
 class RealtimeConnection(Protocol):

@@ -247,6 +247,16 @@ class AgentRepository:
                 for row in rows
             ]
 
+    async def current_versions(self) -> dict[tuple[str, str], int]:
+        """(tenant, slug) -> the version calls should run, for every published agent: the
+        ids alone, so the workers' periodic resync reads a few bytes per agent."""
+        query = select(
+            tenant_agents.c.tenant, tenant_agents.c.slug, tenant_agents.c.current_version
+        ).where(tenant_agents.c.current_version.is_not(None))
+        async with self._db.engine.connect() as conn:
+            rows = await conn.execute(query)
+            return {(row.tenant, row.slug): row.current_version for row in rows}
+
     # --- approvals ------------------------------------------------------------------------
 
     async def request_approval(self, agent: TenantAgent, data: dict[str, Any], by: str) -> int:

@@ -53,6 +53,8 @@ class CallFilter:
     number: str | None = None  # the other party or ours: from or to
     agent: str | None = None
     search: str | None = None  # words that must all appear in one turn
+    #: Browser test calls (calls.is_test): "include" (default), "exclude" or "only".
+    tests: str = "include"
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,6 +70,7 @@ class CallRow:
     started_at: datetime
     ended_at: datetime | None
     duration_s: float | None
+    is_test: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -143,6 +146,10 @@ class CallSearch:
             conditions.append(
                 or_(calls.c.from_number == where.number, calls.c.to_number == where.number)
             )
+        if where.tests == "exclude":
+            conditions.append(calls.c.is_test.is_(False))
+        elif where.tests == "only":
+            conditions.append(calls.c.is_test.is_(True))
         words = search_words(where.search or "")
         if words:
             if self._db.dialect == "postgresql":
@@ -204,4 +211,5 @@ def _row(row: Any) -> CallRow:
         started_at=row.started_at,
         ended_at=row.ended_at,
         duration_s=duration,
+        is_test=bool(row.is_test),
     )

@@ -293,6 +293,12 @@ class CallRepository:
             row = (await conn.execute(query)).first()
         return None if row is None else dict(row._mapping)
 
+    async def is_test(self, call_sid: str) -> bool:
+        """Whether the call is a browser test of an agent (no telephony, never billed)."""
+        query = select(calls.c.is_test).where(calls.c.call_sid == call_sid)
+        async with self._db.engine.connect() as conn:
+            return bool((await conn.execute(query)).scalar())
+
     async def recordings_before(self, tenant: str, before: datetime) -> list[tuple[str, str]]:
         """(call_sid, recording_path) of the tenant's calls that started before ``before``."""
         query = select(calls.c.call_sid, calls.c.recording_path).where(

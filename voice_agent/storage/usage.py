@@ -46,7 +46,14 @@ class UsageReport:
     async def since(self, tenant: str, since: datetime) -> Usage:
         call_query = select(
             func.count(), func.coalesce(func.sum(_seconds(self._db.dialect)), 0.0)
-        ).where(and_(calls.c.tenant == tenant, calls.c.started_at >= since))
+        ).where(
+            and_(
+                calls.c.tenant == tenant,
+                calls.c.started_at >= since,
+                # Browser tests of the agent: no phone minutes, not the tenant's calls.
+                calls.c.is_test.is_(False),
+            )
+        )
         sms_query = (
             select(func.count(), func.coalesce(func.sum(sms_messages.c.segments), 0))
             .select_from(sms_messages.join(sms_threads))

@@ -58,14 +58,16 @@ class WhisperSpeechToText:
         """Blocking: load the model and transcribe half a second of silence."""
         self._run(np.zeros(WHISPER_RATE // 2, dtype=np.float32))
 
-    async def transcribe(self, pcm16: np.ndarray, sample_rate: int) -> Transcript:
+    async def transcribe(
+        self, pcm16: np.ndarray, sample_rate: int, language: str | None = None
+    ) -> Transcript:
         if pcm16.size == 0:
             return Transcript(text="")
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
             text = await loop.run_in_executor(
-                self._executor, self._transcribe_blocking, pcm16, sample_rate
+                self._executor, self._transcribe_blocking, pcm16, sample_rate, language
             )
         except Exception as exc:
             raise ProviderError("stt", f"Whisper failed: {type(exc).__name__}: {exc}") from exc
@@ -75,16 +77,23 @@ class WhisperSpeechToText:
         """The same as ``transcribe``, on the calling thread (benchmarks, tools)."""
         return self._transcribe_blocking(pcm16, sample_rate)
 
-    def _transcribe_blocking(self, pcm16: np.ndarray, sample_rate: int) -> str:
+    def _transcribe_blocking(
+        self, pcm16: np.ndarray, sample_rate: int, language: str | None = None
+    ) -> str:
         audio = np.asarray(pcm16, dtype=np.float32) * (1.0 / 32768.0)
         if sample_rate != WHISPER_RATE:
             audio = soxr.resample(audio, sample_rate, WHISPER_RATE)
-        return self._run(audio)
+        return self._run(audio, language)
 
-    def _run(self, audio: np.ndarray) -> str:
-        segments, _info = self._ensure_model().transcribe(
+    def _run(self, audio: np.ndarray, language: str | None = None) -> str:
+        # An English-only model (the bundled tiny.en) is given "en" whatever is asked
+        # (faster-whisper would do the same, but with a warning logged on every turn).
+        model = self._ensure_model()
+        if not model.model.is_multilingual:
+            language = "en"
+        segments, _info = model.transcribe(
             audio,
-            language=self._language,
+            language=language or self._language,
             beam_size=1,
             temperature=0.0,
             without_timestamps=True,

@@ -12,6 +12,7 @@ import openai
 import orjson
 
 from prompts import AgentDefinition
+from prompts.voices import language_instruction
 from voice_agent.providers.base import (
     ChatMessage,
     DialogueEvent,
@@ -291,7 +292,8 @@ class OpenAIDialogueEngine(ClientStage):
             self._client,
             self._model,
             self._timeout,
-            system_prompt=agent.render(agent.system_prompt, variables),
+            system_prompt=agent.render(agent.system_prompt, variables)
+            + language_instruction(agent.language),
             tools=tool_specs(agent.tools),
             temperature=self._temperature,
         )

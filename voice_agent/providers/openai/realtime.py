@@ -20,6 +20,7 @@ import openai
 import orjson
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from prompts.voices import REALTIME_VOICES
 from voice_agent.providers.base import ProviderError
 from voice_agent.providers.speech_to_speech import (
     STAGE,
@@ -44,18 +45,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gpt-realtime"
 DEFAULT_VOICE = "marin"
-GA_VOICES = {
-    "alloy",
-    "ash",
-    "ballad",
-    "coral",
-    "echo",
-    "sage",
-    "shimmer",
-    "verse",
-    "marin",
-    "cedar",
-}
+GA_VOICES = REALTIME_VOICES
 #: Error codes that mean the session will not be served however often we retry.
 REFUSALS = {
     "invalid_api_key",
@@ -100,7 +90,10 @@ def session_update(model: str, config: RealtimeConfig) -> dict[str, Any]:
             "audio": {
                 "input": {
                     "format": {"type": "audio/pcmu"},
-                    "transcription": {"model": "gpt-4o-mini-transcribe"},
+                    "transcription": {
+                        "model": "gpt-4o-mini-transcribe",
+                        "language": config.language,
+                    },
                     "turn_detection": {
                         "type": "server_vad",
                         "silence_duration_ms": config.silence_ms,

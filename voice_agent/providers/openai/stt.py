@@ -42,7 +42,9 @@ class OpenAISpeechToText(ClientStage):
         self._timeout = timeout
         self._language = language
 
-    async def transcribe(self, pcm16: np.ndarray, sample_rate: int) -> Transcript:
+    async def transcribe(
+        self, pcm16: np.ndarray, sample_rate: int, language: str | None = None
+    ) -> Transcript:
         wav = pcm16_wav(np.asarray(pcm16, dtype=np.int16), sample_rate)
         started = time.perf_counter()
         try:
@@ -51,7 +53,7 @@ class OpenAISpeechToText(ClientStage):
                 result = await self._transcriptions.create(
                     file=("turn.wav", wav, "audio/wav"),
                     model=self._model,
-                    language=self._language,
+                    language=language or self._language,
                     response_format="json",
                     timeout=self._timeout,
                 )

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 
 import openai
 
+from prompts.voices import OPENAI_TTS_VOICES
 from voice_agent.providers.openai.client import REQUEST_ERRORS, ClientStage, provider_error
 from voice_agent.providers.watchdog import StallWatchdog
 
@@ -14,23 +15,7 @@ PCM_SAMPLE_RATE = 24_000
 
 #: Built-in voices; an agent file written for another engine (a Piper voice name, say)
 #: falls back to the configured default instead of failing every sentence with HTTP 400.
-OPENAI_VOICES = frozenset(
-    {
-        "alloy",
-        "ash",
-        "ballad",
-        "coral",
-        "echo",
-        "fable",
-        "onyx",
-        "nova",
-        "sage",
-        "shimmer",
-        "verse",
-        "marin",
-        "cedar",
-    }
-)
+OPENAI_VOICES = OPENAI_TTS_VOICES
 
 
 class OpenAITextToSpeech(ClientStage):
