@@ -46,6 +46,8 @@ async def test_form_shows_and_saves_speech_and_turn_taking(site: Site, as_user: 
             "voices.offline": "",
             "turn_taking": "1",
             "turn_taking.text_aware": "on",
+            "turn_taking.resume_on_backchannel": "on",  # its default: not stored
+            # early_llm unticked: on by default, so stored as off
             "turn_taking.silence_ms": "700",
             "turn_taking.interruption_min_ms": "250",
             "turn_taking.speculation_ms": "",
@@ -60,6 +62,7 @@ async def test_form_shows_and_saves_speech_and_turn_taking(site: Site, as_user: 
     assert data["language"] == "fr" and data["voices"] == {"cascade": "coral"}
     assert data["turn_taking"] == {
         "text_aware": True,
+        "early_llm": False,
         "silence_ms": 700,
         "interruption_min_ms": 250,
         "min_wait_ms": 300,
@@ -69,8 +72,11 @@ async def test_form_shows_and_saves_speech_and_turn_taking(site: Site, as_user: 
     assert '<option value="fr" selected>' in page.text
     assert '<option value="coral" selected>' in page.text
     assert 'id="turn-text_aware" checked' in page.text and 'value="700"' in page.text
+    assert 'id="turn-resume_on_backchannel" checked' in page.text
+    assert 'id="turn-early_llm">' in page.text
 
-    # Unticking and emptying goes back to the defaults (the keys are removed).
+    # The boxes in their default state and the numbers emptied: back to the defaults
+    # (the keys are removed).
     await staff.post(
         AGENT + "/draft",
         data={
@@ -78,6 +84,8 @@ async def test_form_shows_and_saves_speech_and_turn_taking(site: Site, as_user: 
             "language": "",
             "voices.cascade": "",
             "turn_taking": "1",
+            "turn_taking.resume_on_backchannel": "on",
+            "turn_taking.early_llm": "on",
             **{f"turn_taking.{k}": "" for k in ("silence_ms", "interruption_min_ms")},
             **{f"turn_taking.{k}": "" for k in ("speculation_ms", "min_wait_ms", "max_wait_ms")},
             "action": "save",

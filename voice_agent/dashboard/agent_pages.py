@@ -69,6 +69,14 @@ TURN_FIELDS: tuple[tuple[str, str], ...] = (
     ("Text-aware: transcribe this far into a pause (ms)", "speculation_ms"),
     ("Text-aware: wait when the turn reads as finished (ms)", "min_wait_ms"),
     ("Text-aware: wait when the turn is visibly going on (ms)", "max_wait_ms"),
+    ("Text-aware: wait when the turn is likely finished (ms)", "likely_wait_ms"),
+)  # fmt: skip
+#: [turn_taking] switches the form edits (label, key, the default the session applies).
+TURN_SWITCHES: tuple[tuple[str, str, bool], ...] = (
+    ("Text-aware: wait longer when the caller is visibly not finished", "text_aware", False),
+    ("Resume the agent after a backchannel (uh-huh, okay) or a sound with no words",
+     "resume_on_backchannel", True),
+    ("Text-aware: ask the model early when the turn reads as finished", "early_llm", True),
 )  # fmt: skip
 
 
@@ -133,6 +141,7 @@ async def _agent_page(
         long_fields=LONG_FIELDS,
         single_fields=SINGLE_FIELDS,
         turn_fields=[(label, key, *TURN_RANGES[key]) for label, key in TURN_FIELDS],
+        turn_switches=TURN_SWITCHES,
         languages=sorted(LANGUAGES.items(), key=lambda item: item[1]),
         pipeline_voices={k: sorted(v) if v else None for k, v in PIPELINE_VOICES.items()},
         pipeline=studio.book.pipeline,
@@ -257,10 +266,12 @@ def _apply_turn_taking(out: dict[str, Any], form: FormData) -> None:
     if "turn_taking" not in form:  # the form's marker: a missing checkbox means "off"
         return
     taking = dict(out.get("turn_taking") or {})
-    if form.get("turn_taking.text_aware") == "on":
-        taking["text_aware"] = True
-    else:
-        taking.pop("text_aware", None)
+    for _, key, default in TURN_SWITCHES:
+        # An unticked box is "off"; only what differs from the default is stored.
+        if (form.get(f"turn_taking.{key}") == "on") == default:
+            taking.pop(key, None)
+        else:
+            taking[key] = not default
     for _, key in TURN_FIELDS:
         field = f"turn_taking.{key}"
         if field not in form:
