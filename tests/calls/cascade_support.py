@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from loadtest.standins.openai_server import (
     default_responder,
     message_text,
 )
+from prompts import TurnTaking
 from tests.conftest import TWILIO_TOKEN
 from voice_agent.demo import running_server
 from voice_agent.settings import Settings
@@ -71,9 +72,13 @@ def call_runner(default_settings: Callable[[], Settings]) -> RunCall:
         hangup_wait_s: float = 3.0,
         reply_timeout_s: float = 10.0,
         call_sid: str | None = None,
+        turn_taking: TurnTaking | None = None,
     ) -> CallRun:
         settings = settings or default_settings()
         async with running_server(settings) as runtime:
+            if turn_taking is not None:
+                agent = runtime.default_agent
+                runtime.agents[agent.slug] = replace(agent, turn_taking=turn_taking)
             result = await place_call(
                 settings.public_base_url,
                 turns,

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import httpx
-
-from loadtest.caller import CallerTurn, place_call
+from loadtest.caller import CallerTurn
 from loadtest.fixtures import Utterance
 from loadtest.standins.openai_server import Latency, StandinOpenAI, message_text
 from prompts import TurnTaking
-from tests.calls.cascade_support import CallRun, FixtureTranscriber, short_responder
-from tests.conftest import TWILIO_TOKEN
-from voice_agent.demo import running_server
+from tests.calls.cascade_support import CallRun, FixtureTranscriber, call_runner, short_responder
 from voice_agent.settings import Settings
 
 FIRST_TOKEN_MS = 600.0
@@ -28,23 +24,7 @@ TAKING = TurnTaking(
 
 
 async def _call(settings: Settings, turns: list[CallerTurn], taking: TurnTaking) -> CallRun:
-    async with running_server(settings) as runtime:
-        agent = runtime.default_agent
-        runtime.agents[agent.slug] = replace(agent, turn_taking=taking)
-        result = await place_call(
-            settings.public_base_url,
-            turns,
-            auth_token=TWILIO_TOKEN,
-            hangup_wait_s=8.0,
-            reply_timeout_s=10.0,
-        )
-        assert await runtime.writes.flush(5.0)
-        stored = await runtime.calls.get_call(result.call_sid)
-        async with httpx.AsyncClient() as http:
-            metrics = (await http.get(settings.public_base_url + "/metrics")).text
-    assert result.error is None, result.error
-    assert stored is not None
-    return CallRun(result, stored, metrics)
+    return await call_runner(lambda: settings)(turns, hangup_wait_s=8.0, turn_taking=taking)
 
 
 async def test_the_model_asked_at_the_pause_answers_sooner(

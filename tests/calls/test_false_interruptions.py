@@ -8,21 +8,17 @@ The caller audio is the committed mu-law fixtures (loadtest/fixtures: "uh_huh", 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 
-from loadtest.caller import CallerTurn, place_call
+from loadtest.caller import CallerTurn
 from loadtest.fixtures import Utterance
 from loadtest.standins.openai_server import Reply, StandinOpenAI, message_text
 from prompts import TurnTaking
-from tests.calls.cascade_support import CallRun, FixtureTranscriber, line_bytes
-from tests.conftest import TWILIO_TOKEN
+from tests.calls.cascade_support import CallRun, FixtureTranscriber, call_runner, line_bytes
 from voice_agent.conversation.speaker import CHUNK_BYTES
 from voice_agent.conversation.turn_end import is_backchannel
-from voice_agent.demo import running_server
 from voice_agent.settings import Settings
 
 #: About six seconds of agent speech, so the caller can talk over the middle of it.
@@ -44,24 +40,7 @@ def _long_responder(messages: list[dict[str, Any]], tools: list[dict[str, Any]])
 async def _call(
     settings: Settings, turns: list[CallerTurn], taking: TurnTaking | None = None
 ) -> CallRun:
-    async with running_server(settings) as runtime:
-        if taking is not None:
-            agent = runtime.default_agent
-            runtime.agents[agent.slug] = replace(agent, turn_taking=taking)
-        result = await place_call(
-            settings.public_base_url,
-            turns,
-            auth_token=TWILIO_TOKEN,
-            hangup_wait_s=8.0,
-            reply_timeout_s=10.0,
-        )
-        assert await runtime.writes.flush(5.0)
-        stored = await runtime.calls.get_call(result.call_sid)
-        async with httpx.AsyncClient() as http:
-            metrics = (await http.get(settings.public_base_url + "/metrics")).text
-    assert result.error is None, result.error
-    assert stored is not None
-    return CallRun(result, stored, metrics)
+    return await call_runner(lambda: settings)(turns, hangup_wait_s=8.0, turn_taking=taking)
 
 
 def _resumed_at(before: bytes, after: bytes) -> int:
