@@ -104,11 +104,7 @@ async def sms_page(request: Request, viewer: Viewer) -> Response:
 @signed_in()
 async def sms_thread_page(request: Request, viewer: Viewer) -> Response:
     dash = dashboard_of(request)
-    try:
-        thread_id = int(request.path_params["thread_id"])
-    except ValueError:
-        return not_found()
-    thread = await dash.sms.thread(thread_id, viewer.scope)
+    thread = await dash.sms.thread(request.path_params["thread_id"], viewer.scope)
     if thread is None:
         return not_found()
     return dash.render("sms_thread.html", request, viewer=viewer, nav="sms", thread=thread)

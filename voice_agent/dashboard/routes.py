@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+import voice_agent.dashboard.row_ids  # noqa: F401  (registers the "row_id" path parameter)
 from voice_agent.dashboard import (
     admin,
     agent_pages,
@@ -36,11 +37,11 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/calls/{call_sid}/transcript.txt", api.transcript_txt),
         Route("/live", pages.live_page),
         Route("/leads", pages.leads_page),
-        Route("/people/{person_id:int}", people_pages.person_page),
-        Route("/leads/{lead_id:int}/person", people_pages.lead_person),
+        Route("/people/{person_id:row_id}", people_pages.person_page),
+        Route("/leads/{lead_id:row_id}/person", people_pages.lead_person),
         Route("/calls/{call_sid}/person", people_pages.call_person),
         Route("/sms", pages.sms_page),
-        Route("/sms/{thread_id}", pages.sms_thread_page),
+        Route("/sms/{thread_id:row_id}", pages.sms_thread_page),
         Route("/tenants", admin.tenants_page),
         Route("/tenants", admin.tenant_create, methods=["POST"]),
         Route("/tenants/{slug}", admin.tenant_page),
@@ -65,13 +66,13 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/portal/{tenant}/settings", agent_pages.settings_page),
         Route("/portal/{tenant}/settings", agent_pages.settings_save, methods=["POST"]),
         Route("/approvals", agent_pages.approvals_page),
-        Route("/approvals/{approval_id:int}", agent_pages.approval_decide, methods=["POST"]),
+        Route("/approvals/{approval_id:row_id}", agent_pages.approval_decide, methods=["POST"]),
         Route("/api/calls", api.api_calls),
         Route("/api/calls/{call_sid}", api.api_call),
         Route("/api/live/events", api.live_events),
         Route("/api/calls/{call_sid}/hangup", live_control.hangup, methods=["POST"]),
         Route("/api/calls/{call_sid}/transfer", live_control.transfer, methods=["POST"]),
         Route("/api/leads", api.api_leads),
-        Route("/api/sms/{thread_id:int}", api.api_sms_thread),
+        Route("/api/sms/{thread_id:row_id}", api.api_sms_thread),
         Mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="dashboard-static"),
     ]
