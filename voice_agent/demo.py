@@ -48,6 +48,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: How long the in-process server waits for open connections when it stops.
+SHUTDOWN_GRACE_S = 15.0
+
+
 @contextlib.asynccontextmanager
 async def running_server(settings: Settings, **app_options: object) -> AsyncIterator[Runtime]:
     """Serve the app on settings.public_base_url's port in this event loop."""
@@ -63,6 +67,8 @@ async def running_server(settings: Settings, **app_options: object) -> AsyncIter
         lifespan="on",
         ws_per_message_deflate=False,
         ws_max_size=MAX_SOCKET_MESSAGE_BYTES,
+        # A connection a caller left open must not hold the shutdown (and a test) forever.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
