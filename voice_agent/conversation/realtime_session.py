@@ -216,21 +216,20 @@ class RealtimeCallSession:
         self._playback.echoed(name)
 
     def on_dtmf(self, digit: str) -> None:
-        if self._ended or self._conn is None:
-            return
-        text = f"[DTMF {digit}]"
-        self._emit("event", text, time.time(), False, None)
-        self._history.append(ChatMessage("user", text))
-        self._background_task(self._say_to_model(text))
+        self._tell_model(f"[DTMF {digit}]")
 
     def on_text(self, text: str) -> bool:
         """A text sent during the call (see CallSession.on_text), passed to the model."""
+        return self._tell_model(f"{TEXT_PREFIX} {text}")
+
+    def _tell_model(self, event: str) -> bool:
+        """An event of the call (a key press, a text) as a user turn for the model; False
+        when there is no model to tell."""
         if self._ended or self._conn is None:
             return False
-        message = f"{TEXT_PREFIX} {text}"
-        self._emit("event", message, time.time(), False, None)
-        self._history.append(ChatMessage("user", message))
-        self._background_task(self._say_to_model(message))
+        self._emit("event", event, time.time(), False, None)
+        self._history.append(ChatMessage("user", event))
+        self._background_task(self._say_to_model(event))
         return True
 
     async def end(self, reason: str | None = None) -> None:

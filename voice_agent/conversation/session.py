@@ -266,22 +266,22 @@ class CallSession:
         self._playback.echoed(name)
 
     def on_dtmf(self, digit: str) -> None:
-        if self._ended or self._closing:
-            return
-        now = time.perf_counter()
-        self._interrupt(now)
-        self._task = self._spawn(self._respond_to_text(f"[DTMF {digit}]", now))
-        self._watch_for_dead_air(now)
+        self._answer_event(f"[DTMF {digit}]")
 
     def on_text(self, text: str) -> bool:
         """A text message sent by the other party during the call (an SMS naming it, from
         another worker through call_control): taken like a key press, as an event turn the
         agent answers by voice. False once the call is ending (nobody would answer it)."""
+        return self._answer_event(f"{TEXT_PREFIX} {text}")
+
+    def _answer_event(self, event: str) -> bool:
+        """An event of the call (a key press, a text) as the caller's turn: it interrupts
+        the agent and is answered by voice."""
         if self._ended or self._closing:
             return False
         now = time.perf_counter()
         self._interrupt(now)
-        self._task = self._spawn(self._respond_to_text(f"{TEXT_PREFIX} {text}", now))
+        self._task = self._spawn(self._respond_to_text(event, now))
         self._watch_for_dead_air(now)
         return True
 
@@ -493,7 +493,9 @@ class CallSession:
                 # Not known what was said: taken as an interruption, as without the hold;
                 # the turn's own transcription is tried again (and apologised for).
                 log.info(
-                    "call %s: transcript of an interruption failed: %s", self.call.call_sid, exc
+                    "call %s: transcript of an interruption failed: %s",
+                    self.call.call_sid,
+                    str(exc),  # not the error: a kept log record would keep this session
                 )
                 self._take_turn(speech, None)
                 return

@@ -35,6 +35,14 @@ return 0
 """
 
 
+class Health(Protocol):
+    """What the claims tell about Redis (voice_agent.redis_health.RedisHealth)."""
+
+    def failed(self, part: str, exc: BaseException) -> None: ...
+
+    def ok(self, part: str) -> None: ...
+
+
 class StreamClaims(Protocol):
     async def claim(self, call_sid: str, *, take_over: bool = False) -> bool:
         """True when this stream may serve `call_sid`: no other stream holds it (or
@@ -69,7 +77,7 @@ class RedisStreamClaims:
     def __init__(
         self,
         client: redis.asyncio.Redis,
-        health: object,
+        health: Health,
         ttl_s: float,
         prefix: str = "va:stream:",
         timeout_s: float = 0.5,
@@ -97,9 +105,9 @@ class RedisStreamClaims:
                     self._prefix + call_sid, mark, px=self._ttl_ms, nx=not take_over
                 )
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
-            self._health.failed(PART, exc)  # type: ignore[attr-defined]
+            self._health.failed(PART, exc)
             return True  # in-process only: the local claim above stands
-        self._health.ok(PART)  # type: ignore[attr-defined]
+        self._health.ok(PART)
         if not won:
             await self._memory.release(call_sid)
             return False
@@ -116,6 +124,6 @@ class RedisStreamClaims:
                 await self._redis.eval(_RELEASE, 1, self._prefix + call_sid, mark)
         except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
             # Left to expire: it blocks only replays of a call that has ended.
-            self._health.failed(PART, exc)  # type: ignore[attr-defined]
+            self._health.failed(PART, exc)
             return
-        self._health.ok(PART)  # type: ignore[attr-defined]
+        self._health.ok(PART)
