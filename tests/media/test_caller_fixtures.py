@@ -17,7 +17,14 @@ EXPECTED = [
     ("hours", "What are your opening hours?"),
     ("interrupt", "Sorry, wait a second."),
     ("goodbye", "No thanks, that's all for today. Goodbye."),
+    ("uh_huh", "Uh-huh."),
+    ("okay", "Okay."),
+    ("hum", ""),
 ]
+#: A sentence lasts a second or more; a backchannel or a hum is short but still more
+#: than a click.
+SENTENCE_MIN_MS = 1000
+SOUND_MIN_MS = 250
 TOLERANCE_MS = 60
 FRAME_MS = 20
 
@@ -31,7 +38,10 @@ def test_fixture_is_consistent(utterance: Utterance) -> None:
     assert len(utterance.audio) == utterance.duration_ms * 8
     # 300 ms of padding each side, plus whatever quiet the voice itself adds.
     assert 300 <= utterance.onset_ms < utterance.end_ms <= utterance.duration_ms - 300
-    assert utterance.end_ms - utterance.onset_ms >= 1000
+    is_sentence = len(utterance.text.split()) >= 3
+    assert utterance.end_ms - utterance.onset_ms >= (
+        SENTENCE_MIN_MS if is_sentence else SOUND_MIN_MS
+    )
 
 
 @pytest.mark.parametrize("utterance", load_script(), ids=lambda u: u.id)
