@@ -19,6 +19,7 @@ class Usage:
     cpu_s: float  # user + system CPU seconds since the processes started
     rss_bytes: int
     processes: int
+    open_fds: int  # file descriptors (sockets, files, pipes) held
 
 
 def _children(pid: int) -> list[int]:
@@ -46,6 +47,7 @@ def usage(pid: int) -> Usage | None:
     cpu_ticks = 0
     rss_pages = 0
     alive = 0
+    fds = 0
     for member in tree(pid):
         try:
             stat = Path(f"/proc/{member}/stat").read_text()
@@ -59,4 +61,8 @@ def usage(pid: int) -> Usage | None:
         cpu_ticks += int(fields[11]) + int(fields[12])  # utime, stime
         rss_pages += int(statm.split()[1])
         alive += 1
-    return Usage(cpu_ticks / _TICKS, rss_pages * _PAGE, alive)
+        try:
+            fds += len(os.listdir(f"/proc/{member}/fd"))
+        except OSError:
+            pass
+    return Usage(cpu_ticks / _TICKS, rss_pages * _PAGE, alive, fds)

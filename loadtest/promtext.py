@@ -75,6 +75,10 @@ class Histogram:
 class Scrape:
     histograms: dict[tuple[str, tuple[tuple[str, str], ...]], Histogram]
     counters: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+    gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+    def gauge(self, name: str, **labels: str) -> float | None:
+        return self.gauges.get((name, tuple(sorted(labels.items()))))
 
     def histogram(self, name: str, **labels: str) -> Histogram | None:
         return self.histograms.get((name, tuple(sorted(labels.items()))))
@@ -93,6 +97,7 @@ class Scrape:
 def parse(text: str) -> Scrape:
     histograms: dict[tuple[str, tuple[tuple[str, str], ...]], Histogram] = {}
     counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     for family in text_string_to_metric_families(text):
         if family.type == "histogram":
             for sample in family.samples:
@@ -109,6 +114,9 @@ def parse(text: str) -> Scrape:
             for sample in family.samples:
                 if sample.name.endswith("_total"):
                     counters[(family.name, tuple(sorted(sample.labels.items())))] = sample.value
+        elif family.type == "gauge":
+            for sample in family.samples:
+                gauges[(family.name, tuple(sorted(sample.labels.items())))] = sample.value
     for histogram in histograms.values():
         histogram.buckets.sort()
-    return Scrape(histograms, counters)
+    return Scrape(histograms, counters, gauges)

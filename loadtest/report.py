@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from loadtest.promtext import Scrape
-from loadtest.runner import RunOptions, RunState
+from loadtest.runner import LeakCheck, RunOptions, RunState
 from loadtest.scenario import Scenario
 from loadtest.stats import summary
 
@@ -153,19 +153,7 @@ def build(
                 (s.server_rss_mb for s in state.samples if s.server_rss_mb is not None),
                 default=None,
             ),
-            "leak_check": None
-            if state.leak is None
-            else {
-                "rss_mb_after_calls": {
-                    str(state.leak.calls_at_baseline): round(state.leak.rss_mb_at_baseline, 2),
-                    str(state.leak.calls_at_end): None
-                    if state.leak.rss_mb_at_end is None
-                    else round(state.leak.rss_mb_at_end, 2),
-                },
-                "growth_mb": None
-                if state.leak.rss_mb_at_end is None
-                else round(state.leak.rss_mb_at_end - state.leak.rss_mb_at_baseline, 2),
-            },
+            "leak_check": None if state.leak is None else _leak_check(state.leak),
         },
         "load_generator": {
             "elapsed_s": round(state.elapsed_s, 3),
@@ -211,6 +199,23 @@ def build(
         ),
     }
     return report
+
+
+def _leak_check(leak: LeakCheck) -> dict[str, Any]:
+    """The server with no call in progress, after the first calls and at the end: what
+    grew between the two is what the calls in between left behind."""
+    end = leak.end
+    fields = ("rss_mb", "open_fds", "asyncio_tasks")
+    at = {
+        str(leak.calls_at_baseline): {f: getattr(leak.baseline, f) for f in fields},
+        str(leak.calls_at_end): None if end is None else {f: getattr(end, f) for f in fields},
+    }
+    growth: dict[str, float | None] = {}
+    for name in fields:
+        before = getattr(leak.baseline, name)
+        after = None if end is None else getattr(end, name)
+        growth[name] = None if before is None or after is None else round(after - before, 2)
+    return {"after_calls": at, "growth": growth}
 
 
 def _cell(value: object) -> str:

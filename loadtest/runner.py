@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from loadtest import procstat
+from loadtest import procstat, promtext
 from loadtest.caller import CallerTurn, CallResult, place_call
 from loadtest.scenario import Scenario
 
@@ -84,11 +84,21 @@ class Sample:
 
 
 @dataclass(slots=True)
+class Leftovers:
+    """What the server holds with no call in progress."""
+
+    rss_mb: float
+    open_fds: int
+    #: None when the server does not report it (several workers, or an older server).
+    asyncio_tasks: int | None
+
+
+@dataclass(slots=True)
 class LeakCheck:
     calls_at_baseline: int
-    rss_mb_at_baseline: float
+    baseline: Leftovers
     calls_at_end: int = 0
-    rss_mb_at_end: float | None = None
+    end: Leftovers | None = None
 
 
 @dataclass(slots=True)
@@ -146,7 +156,7 @@ class LoadRun:
                 await asyncio.gather(*(self._slot(slot, http) for slot in range(options.calls)))
                 if self._leak_check_on():
                     await asyncio.sleep(_SETTLE_S)
-                    self._leak_end()
+                    await self._leak_end(http)
             finally:
                 for watcher in watchers:
                     watcher.cancel()
@@ -221,9 +231,9 @@ class LoadRun:
             state.failed += 1
         if not self._resume.is_set() and state.active == 0:
             await asyncio.sleep(_SETTLE_S)
-            usage = procstat.usage(options.server_pid) if options.server_pid else None
-            if usage is not None:
-                state.leak = LeakCheck(state.done, _mb(usage.rss_bytes))
+            baseline = await self._leftovers(http)
+            if baseline is not None:
+                state.leak = LeakCheck(state.done, baseline)
             self._resume.set()
 
     def _caller_number(self, index: int) -> tuple[str, bool]:
@@ -233,12 +243,31 @@ class LoadRun:
             return self._numbers.choice(self._finished_numbers), True
         return f"+1555{2_000_000 + index:07d}", False
 
-    def _leak_end(self) -> None:
+    async def _leftovers(self, http: httpx.AsyncClient) -> Leftovers | None:
+        pid = self.options.server_pid
+        if pid is None:
+            return None
+        tasks: float | None = None
+        try:
+            response = await http.get(self.options.base_url + "/metrics")
+            if response.status_code == 200:
+                tasks = promtext.parse(response.text).gauge("voice_agent_asyncio_tasks")
+        except httpx.HTTPError:
+            pass
+        # Read after the scrape, so both ends count the same pooled keep-alive connections.
+        usage = procstat.usage(pid)
+        if usage is None:
+            return None
+        return Leftovers(
+            _mb(usage.rss_bytes), usage.open_fds, None if tasks is None else int(tasks)
+        )
+
+    async def _leak_end(self, http: httpx.AsyncClient) -> None:
         state = self.state
-        usage = procstat.usage(self.options.server_pid) if self.options.server_pid else None
-        if state.leak is not None and usage is not None:
+        end = await self._leftovers(http)
+        if state.leak is not None and end is not None:
             state.leak.calls_at_end = state.done
-            state.leak.rss_mb_at_end = _mb(usage.rss_bytes)
+            state.leak.end = end
 
     def _figures(
         self, index: int, started: float, turns: list[CallerTurn], result: CallResult

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from voice_agent.heap import GcPauses, watch_pauses
@@ -70,6 +71,7 @@ class Metrics:
             "voice_agent_provider_errors", "Provider failures", ["stage"], registry=r
         )
         r.register(_GcCollector(watch_pauses()))
+        r.register(_TaskCollector())
         self.malformed_frames = Counter(
             "voice_agent_malformed_frames", "Media Stream frames skipped as malformed", registry=r
         )
@@ -110,6 +112,18 @@ class _GcCollector(Collector):
             pause.add_metric(label, self._pauses.pause_s[generation] * 1000.0)
         yield collections
         yield pause
+
+
+class _TaskCollector(Collector):
+    """The worker's asyncio tasks: after calls end it falls back to its idle count, or a
+    task is left behind (the load generator's leak check reads it, #16)."""
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped from outside the event loop (a test's registry)
+            return
+        yield GaugeMetricFamily("voice_agent_asyncio_tasks", "asyncio tasks alive", value=tasks)
 
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -3,11 +3,13 @@ are up; frozen cycles are still reclaimed; collection pauses are on /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 
 import httpx
 
+from loadtest import promtext
 from tests.app.conftest import Served
 from voice_agent.heap import HeapKeeper
 
@@ -114,3 +116,23 @@ def test_under_load_frozen_cycles_wait_until_the_frozen_objects_have_grown() -> 
     clock.now += 60.0
     keeper.tick()
     assert keeper.reclaims == 2
+
+
+async def test_asyncio_tasks_are_on_metrics(served: Served) -> None:
+    # The server runs on this loop: tasks started here are among those it counts.
+    async def scraped() -> float | None:
+        async with httpx.AsyncClient() as http:
+            page = (await http.get(served.settings.public_base_url + "/metrics")).text
+        return promtext.parse(page).gauge("voice_agent_asyncio_tasks")
+
+    idle = await scraped()
+    parked = [asyncio.create_task(asyncio.Event().wait()) for _ in range(25)]
+    try:
+        busy = await scraped()
+    finally:
+        for task in parked:
+            task.cancel()
+        await asyncio.gather(*parked, return_exceptions=True)
+    assert idle is not None and busy is not None
+    assert busy - idle >= 25
+    assert await scraped() == idle

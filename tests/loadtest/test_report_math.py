@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from loadtest import procstat, promtext
 from loadtest.report import gaps_in_stalls
@@ -66,6 +66,28 @@ def test_process_tree_usage_includes_children() -> None:
         child.kill()
         child.wait()
     assert procstat.usage(child.pid) is None
+
+
+def test_open_file_descriptors_are_counted() -> None:
+    before = procstat.usage(os.getpid())
+    files = [open(os.devnull, "rb") for _ in range(5)]
+    try:
+        during = procstat.usage(os.getpid())
+    finally:
+        for file in files:
+            file.close()
+    assert before is not None and during is not None
+    assert during.open_fds - before.open_fds == 5
+
+
+def test_gauges_are_read_from_prometheus_text() -> None:
+    registry = CollectorRegistry()
+    Gauge("voice_agent_asyncio_tasks", "x", registry=registry).set(7)
+    Gauge("up", "x", ["worker"], registry=registry).labels("2").set(1)
+    scrape = promtext.parse(generate_latest(registry).decode())
+    assert scrape.gauge("voice_agent_asyncio_tasks") == 7
+    assert scrape.gauge("up", worker="2") == 1
+    assert scrape.gauge("up") is None
 
 
 def _call_with_gaps(gaps: list[tuple[float, float]]) -> CallFigures:
