@@ -24,6 +24,7 @@ from prompts import TurnTaking
 from tests.conftest import TWILIO_TOKEN
 from voice_agent.demo import running_server
 from voice_agent.settings import Settings
+from voice_agent.storage.metering import StoredUsage, UsageRepository
 from voice_agent.storage.records import StoredCall, StoredTurn
 
 _GOODBYE = re.compile(r"\b(?:good\s*bye|bye)\b", re.IGNORECASE)
@@ -52,6 +53,8 @@ class CallRun:
     stored: StoredCall
     #: /metrics as the server exposed it after the call.
     metrics: str
+    #: The call's usage rows, as metered.
+    usage: list[StoredUsage]
 
     def turns(self, role: str) -> list[StoredTurn]:
         return [t for t in self.stored.turns if t.role == role]
@@ -89,11 +92,12 @@ def call_runner(default_settings: Callable[[], Settings]) -> RunCall:
             )
             assert await runtime.writes.flush(5.0)
             stored = await runtime.calls.get_call(result.call_sid)
+            usage = await UsageRepository(runtime.database).rows_for_call(result.call_sid)
             async with httpx.AsyncClient() as http:
                 metrics = (await http.get(settings.public_base_url + "/metrics")).text
         assert result.error is None, result.error
         assert stored is not None
-        return CallRun(result, stored, metrics)
+        return CallRun(result, stored, metrics, usage)
 
     return run
 

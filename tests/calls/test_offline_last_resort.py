@@ -127,3 +127,30 @@ async def test_stt_and_tts_down_the_call_goes_on_offline_and_comes_back(
     assert transcriber.heard[-1] == ["budget"]
     assert standin.faults["transcriptions"] >= 2 and standin.faults["speech"] >= 2
     assert last_user_text(standin.recorded("chat")[-1].body["messages"]) == user[3]
+
+    # Metered under the models that did the work: the offline turns cost nothing, and the
+    # stand-in's are billed as its models. Turn one's words went to the stand-in (and turn
+    # four's), turns two and three to Whisper; Piper spoke turns one and two, and the
+    # stand-in turn four (turn three's sentences go to whichever the breakers allow).
+    def metered(meter: str, model: str) -> float:
+        return sum(r.quantity for r in run.usage if (r.meter, r.model) == (meter, model))
+
+    def characters(reply: str) -> int:  # as metered: sentence by sentence
+        return sum(len(s) for s in re.split(r"(?<=[.!?])\s+", reply))
+
+    offline_stt, offline_tts = "offline:whisper-tiny.en", "offline:piper"
+    assert {r.model for r in run.usage if r.meter == "stt_seconds"} == {
+        settings.stt_model,
+        offline_stt,
+    }
+    assert metered("stt_seconds", settings.stt_model) > 0
+    assert metered("stt_seconds", offline_stt) > 0
+    assert {r.model for r in run.usage if r.meter == "tts_characters"} == {
+        settings.tts_model,
+        offline_tts,
+    }
+    by_piper = metered("tts_characters", offline_tts)
+    by_standin = metered("tts_characters", settings.tts_model)
+    assert by_piper + by_standin == sum(characters(text) for text in agent)
+    assert by_piper >= characters(agent[0]) + characters(agent[1])
+    assert by_standin >= characters(agent[3])

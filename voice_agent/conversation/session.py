@@ -40,7 +40,7 @@ from voice_agent.providers.base import (
     TokenUsage,
     ToolCall,
 )
-from voice_agent.providers.resilience import current_tenant
+from voice_agent.providers.resilience import current_tenant, served_model
 
 log = logging.getLogger(__name__)
 
@@ -410,13 +410,13 @@ class CallSession:
                 paused.pcm16, 8000, language=self._agent.language
             )
         except asyncio.CancelledError:
-            self._usage("stt_seconds", audio_s, self._stt_model)
+            self._stt_usage(audio_s)
             raise
         except ProviderError as exc:
             log.info("call %s: speculative transcript failed: %s", self.call.call_sid, str(exc))
             self._listener.verdict(paused.pause, self._silence_ms)
             return None  # the ordinary silence wait applies, and the turn is heard again
-        self._usage("stt_seconds", audio_s, self._stt_model)
+        self._stt_usage(audio_s)
         text = transcript.text.strip()
         waits = self._waits
         assert waits is not None
@@ -500,7 +500,7 @@ class CallSession:
                 self._take_turn(speech, None)
                 return
             finally:
-                self._usage("stt_seconds", audio_s, self._stt_model)
+                self._stt_usage(audio_s)
             text = transcript.text.strip()
         if self._playback.holding and is_backchannel(text):
             self._held_speech.clear()
@@ -616,14 +616,14 @@ class CallSession:
                     speech.pcm16, 8000, language=self._agent.language
                 )
             except asyncio.CancelledError:
-                self._usage("stt_seconds", audio_s, self._stt_model)
+                self._stt_usage(audio_s)
                 self._unheard.append(speech.pcm16)
                 raise
             except ProviderError as exc:
                 self._provider_failed(exc)
                 await self._apologise()
                 return
-            self._usage("stt_seconds", audio_s, self._stt_model)
+            self._stt_usage(audio_s)
             text = transcript.text.strip()
         stt_ms = (time.perf_counter() - stt_started) * 1000.0
         if not any(ch.isalnum() for ch in text):
@@ -732,7 +732,7 @@ class CallSession:
             return
         finally:
             if billed:
-                self._usage("tts_characters", len(sentence), self._tts_model)
+                self._usage("tts_characters", len(sentence), served_model("tts", self._tts_model))
         if timing.tts_first_byte_ms is None:
             timing.tts_first_byte_ms = first_byte_ms
 
@@ -781,6 +781,10 @@ class CallSession:
 
     def _usage(self, meter: str, quantity: float, model: str) -> None:
         self._sink.usage(self.call, UsageEvent(meter, quantity, model))
+
+    def _stt_usage(self, audio_s: float) -> None:
+        # Under the model that heard it: the primary's, or a fallback's when it took over.
+        self._usage("stt_seconds", audio_s, served_model("stt", self._stt_model))
 
     def _tokens(self, usage: TokenUsage) -> None:
         if usage.input_tokens:

@@ -49,6 +49,20 @@ log = logging.getLogger(__name__)
 #: misbehaving traffic (say, its own API key over quota) opens only its own breakers.
 current_tenant: ContextVar[str] = ContextVar("provider_tenant", default="")
 
+#: The model a stage last asked for this task (its provider's `usage_model`): the caller's
+#: audio seconds and the reply's characters are metered under the name of the provider that
+#: did the work, so a fallback's or the offline models' turns are not billed as the
+#: primary's. A context variable, as one pipeline serves every call at once.
+_served: dict[str, ContextVar[str]] = {
+    stage: ContextVar(f"served_{stage}", default="") for stage in ("stt", "llm", "tts")
+}
+
+
+def served_model(stage: str, default: str) -> str:
+    """The model `stage` last asked in this task (`default` if none yet, or it has none)."""
+    return _served[stage].get() or default
+
+
 #: What a stage asks (a SpeechToText, a Dialogue, a TextToSpeech) and what it streams.
 _Provider = TypeVar("_Provider")
 _Item = TypeVar("_Item")
@@ -164,6 +178,7 @@ class _Stage:
         self._names = list(names)
         self._breakers = breakers
         self._policy = policy
+        self._served = _served[stage]
         self.stats = StageStats()
 
     def _breaker(self, index: int) -> CircuitBreaker:
@@ -227,6 +242,7 @@ class _Stage:
             if not self._open(index):
                 continue
             attempt = 0
+            self._served.set(getattr(provider, "usage_model", ""))
             while True:
                 skip = passed
                 try:
