@@ -53,6 +53,17 @@ async def test_the_form_shows_the_template_schema(site: Site, as_user: AsUser) -
     assert data["analysis.5.values"] == "high, medium, low, unknown"
     assert "analysis.7.name" not in data
 
+    # Sent back as shown, the form changes nothing (a save of other fields keeps the schema).
+    before = await _draft(site)
+    instructions = re.search(r'id="analysis-instructions">([^<]*)<', page)
+    assert instructions
+    unchanged = data | {"analysis.instructions": html.unescape(instructions.group(1))}
+    saved = await staff.post(
+        AGENT + "/draft", data={"csrf_token": csrf_of(page), "action": "save", **unchanged}
+    )
+    assert saved.status_code == 303, saved.text
+    assert (await _draft(site))["analysis"] == before["analysis"]
+
 
 async def test_add_edit_remove_and_publish(site: Site, as_user: AsUser) -> None:
     staff = await as_user(ACME_STAFF)
