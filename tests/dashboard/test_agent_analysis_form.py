@@ -1,18 +1,36 @@
 """The portal's [analysis] section (#13): the post-call extraction schema edited as form
 rows, refused field by field with the loader's message (nothing stored), and the
-published agent's analysis schema is what the form said."""
+published agent's analysis schema is what the form said. On SQLite and PostgreSQL (the
+draft is JSON on one, JSONB on the other)."""
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.dashboard.conftest import ACME_STAFF, AsUser, Site, csrf_of
+from tests.dashboard.conftest import ACME_STAFF, AsUser, Site, csrf_of, seed, serve_in_process
+from tests.storage.conftest import database_url, pg_session_database
+from voice_agent.settings import Settings
+
+__all__ = ["database_url", "pg_session_database"]  # fixtures, used by name
 
 AGENT = "/portal/acme/agents/receptionist"
+
+
+@pytest.fixture
+async def site(
+    cascade_settings: Callable[..., Settings], recording: Path, database_url: str
+) -> AsyncIterator[Site]:
+    """The seeded dashboard, on each database backend."""
+    settings = cascade_settings(database_url=database_url)
+    async with serve_in_process(settings) as (app, runtime):
+        await seed(runtime, recording)
+        yield Site(app, runtime, settings, recording)
 
 
 def rows_of(page: str) -> dict[str, str]:
@@ -86,6 +104,7 @@ async def test_add_edit_remove_and_publish(site: Site, as_user: AsUser) -> None:
     schema = agent.analysis
     assert schema.instructions == "Qualified: they booked a visit."
     by_name = {f.name: f for f in schema.fields}
+    # A set: PostgreSQL keeps the draft as JSONB, which orders a table's keys by length.
     assert set(by_name) == {"name", "need", "budget", "timeline", "interest_level", "property_type"}
     assert by_name["need"].description == "What they need, briefly"
     assert by_name["need"].slot == "need"
