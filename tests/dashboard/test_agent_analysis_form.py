@@ -197,11 +197,13 @@ async def test_bad_rows_are_refused_by_name_and_nothing_is_stored(
     shown = re.search(r'id="analysis-(\d+)-error">' + re.escape(message), text)
     assert shown, "the message is not on its row"
     assert f'<fieldset id="analysis-{shown.group(1)}" class="invalid"' in refused.text
-    if "two fields" in message:
-        # The row flagged is the first of that name (a table holds one of them).
-        assert shown.group(1) == "2"
-    else:
-        assert f'value="{html.escape(row["description"])}"' in refused.text
+    # Every row is shown again as typed, the new one too.
+    assert f'value="{html.escape(row["description"])}"' in refused.text
+    if "two fields" in message:  # both rows of that name carry the message
+        flagged = re.findall(
+            r'id="analysis-(\d+)-error">' + re.escape(html.escape(message)), refused.text
+        )
+        assert flagged == ["2", "6"]
     # Nothing stored, nothing published.
     assert await _draft(site) == before
     assert site.runtime.agent_for("acme", "receptionist")[1] is None

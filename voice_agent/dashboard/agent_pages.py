@@ -31,6 +31,7 @@ from voice_agent.dashboard.analysis_form import (
     analysis_problem,
     apply_analysis,
     error_row,
+    form_rows,
 )
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
@@ -116,6 +117,7 @@ async def _agent_page(
     error: AgentDefinitionError | None = None,
     data: dict[str, Any] | None = None,
     notice: str | None = None,
+    analysis_rows: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> Response:
     studio = studio_of(request)
     agent = await studio.agent(tenant, slug, viewer.user.email)
@@ -141,6 +143,11 @@ async def _agent_page(
         greeting=greeting,
         error=_problem(error) if error is not None else None,
         analysis_error_row=error_row(error),
+        analysis_rows=(
+            analysis_rows
+            if analysis_rows is not None
+            else list(((shown.get("analysis") or {}).get("fields") or {}).items())
+        ),
         notice=notice or request.query_params.get("notice"),
         allowed=allowed_variables(shown),
         versions=await studio.repo.versions(agent),
@@ -321,7 +328,10 @@ async def agent_save(request: Request, viewer: Viewer) -> Response:
             raise problem
         await studio.save_draft(agent, data, viewer.user.email)
     except AgentDefinitionError as exc:
-        return await _agent_page(request, viewer, tenant, slug, 400, error=exc, data=data)
+        rows = form_rows(form) if "analysis" in form else None
+        return await _agent_page(
+            request, viewer, tenant, slug, 400, error=exc, data=data, analysis_rows=rows
+        )
     if form.get("action") == "publish":
         return await _publish(request, viewer, tenant, slug)
     return RedirectResponse(f"/portal/{tenant.slug}/agents/{slug}?notice=Draft+saved", 303)

@@ -4,7 +4,7 @@ rows (name, type, description, enum values, the slot or rule that fills it offli
 The rows become the same ``[analysis]`` table a TOML definition holds, so the loader's
 rules (and its messages) decide what is valid. Only what a table cannot express is
 checked here: a row with no name, and two rows with one name (a table would silently
-keep the last).
+hold only one).
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from starlette.datastructures import FormData
 
 from prompts import DERIVATIONS, FIELD_TYPES, AgentDefinitionError
 
-__all__ = ["DERIVATIONS", "FIELD_TYPES", "analysis_problem", "apply_analysis", "error_row"]
+__all__ = [
+    "DERIVATIONS",
+    "FIELD_TYPES",
+    "analysis_problem",
+    "apply_analysis",
+    "error_row",
+    "form_rows",
+]
 
 #: The keys one row edits besides its name; empty ones are left out of the table.
 _ROW_KEYS = ("type", "description", "values", "slot", "derive")
@@ -41,12 +48,10 @@ def _rows(form: FormData) -> list[tuple[int, str, dict[str, str]]]:
     return rows
 
 
-def apply_analysis(out: dict[str, Any], form: FormData) -> None:
-    """``out["analysis"]`` from the form's rows and instructions. Values are kept as typed
-    (an enum's values split on commas), so the loader names what is wrong with them."""
-    if "analysis" not in form:  # the form's marker: the section was on the page
-        return
-    fields: dict[str, dict[str, Any]] = {}
+def form_rows(form: FormData) -> list[tuple[str, dict[str, Any]]]:
+    """The kept rows as (name, the field's table): what a refused form shows again, every
+    row as typed (a table of the same rows would hold one of two that share a name)."""
+    out: list[tuple[str, dict[str, Any]]] = []
     for _, name, typed in _rows(form):
         entry: dict[str, Any] = {}
         for key in _ROW_KEYS:
@@ -59,6 +64,17 @@ def apply_analysis(out: dict[str, Any], form: FormData) -> None:
                 entry[key] = [v.strip() for v in value.split(",") if v.strip()]
             else:
                 entry[key] = value
+        out.append((name, entry))
+    return out
+
+
+def apply_analysis(out: dict[str, Any], form: FormData) -> None:
+    """``out["analysis"]`` from the form's rows and instructions. Values are kept as typed
+    (an enum's values split on commas), so the loader names what is wrong with them."""
+    if "analysis" not in form:  # the form's marker: the section was on the page
+        return
+    fields: dict[str, dict[str, Any]] = {}
+    for name, entry in form_rows(form):
         # A second row with the same name is refused by analysis_problem; keep the first.
         fields.setdefault(name, entry)
     analysis: dict[str, Any] = {}
