@@ -12,7 +12,9 @@ from prompts.definition import (
 )
 from prompts.loader import (
     CALLER_VARIABLES,
+    DERIVATIONS,
     EXTRACTORS,
+    FIELD_TYPES,
     SMS_TOOL_NAMES,
     TOOL_NAMES,
     TURN_RANGES,
@@ -27,7 +29,9 @@ from prompts.loader import (
 
 __all__ = [
     "CALLER_VARIABLES",
+    "DERIVATIONS",
     "EXTRACTORS",
+    "FIELD_TYPES",
     "SMS_TOOL_NAMES",
     "TOOL_NAMES",
     "TURN_RANGES",

@@ -222,7 +222,12 @@ class CallTap:
             return
         summary = transfer_summary(self.call, self._agent, list(self._caller_said))
         if not await self._transfers.transfer(
-            self.call.call_sid, number, summary, self._agent.slug, self.call.tenant
+            self.call.call_sid,
+            number,
+            summary,
+            self._agent.slug,
+            self.call.tenant,
+            language=self._agent.language,
         ):
             await self._line.hangup()
 

@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from voice_agent.runtime import Runtime
 from voice_agent.telephony import warm_transfer
+from voice_agent.telephony.twiml import say_language
 from webhooks.twilio_auth import verified_form
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ async def whisper(request: Request) -> Response:
     token = request.query_params.get("t", "")
     data = await runtime.tokens.redeem(token) if token else None
     summary = (data or {}).get("summary") or _FALLBACK_WHISPER
-    return Response(warm_transfer.whisper(summary), media_type="text/xml")
+    language = say_language((data or {}).get("language"))  # the agent's ISO code
+    return Response(warm_transfer.whisper(summary, language), media_type="text/xml")
 
 
 async def transfer_result(request: Request) -> Response:
@@ -48,6 +50,12 @@ async def transfer_result(request: Request) -> Response:
         None, runtime.tokens, runtime.settings.public_base_url, runtime.settings.transfer_ring_s
     ).action_url(number, agent.slug if agent else "", "cold", tenant)
     document = warm_transfer.after_dial(
-        dial_status, stage, number, apology, action, runtime.settings.transfer_ring_s
+        dial_status,
+        stage,
+        number,
+        apology,
+        action,
+        runtime.settings.transfer_ring_s,
+        language=say_language(agent.language if agent is not None else None),
     )
     return Response(document, media_type="text/xml")

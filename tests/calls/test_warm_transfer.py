@@ -133,4 +133,5 @@ async def test_the_whisper_is_one_sentence_about_the_call(
     assert say is not None and say.text is not None
     said = utterances["need"].text.rstrip(".!?")
     assert say.text == f"Transfer from Receptionist: a caller from +15551230000, who said: {said}."
+    assert say.get("language") == "en-US"  # the agent's language, carried by the token
     assert "transferred call" in again.text  # single use

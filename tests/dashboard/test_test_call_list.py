@@ -1,5 +1,6 @@
 """Test calls in the dashboard (#13): the call list labels a browser test call "test" and
-filters on it (include, exclude, only), in the page and in /api/calls; a Twilio status
+filters on it (include, exclude, only), in the page and in /api/calls; the call page
+and /api/calls/{sid} say it is a test call (a real call's do not); a Twilio status
 callback naming a test call meters no telephony, while a real call's is metered."""
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ async def test_list_labels_and_filters_test_calls(site: Site, as_user: AsUser) -
     assert [c["call_sid"] for c in excluded] == [ACME_CALL]
     refused = await staff.get("/api/calls?tests=all")
     assert refused.status_code == 400 and "tests" in refused.json()["errors"]
+
+
+async def test_the_call_page_says_test_call(site: Site, as_user: AsUser) -> None:
+    await _with_test_call(site)
+    staff = await as_user(ACME_STAFF)
+    page = await staff.get(f"/calls/{TEST_CALL}")
+    assert page.status_code == 200
+    heading = page.text.split("<h1>")[1].split("</h1>")[0]
+    assert '<span class="pill test" id="call-test"' in heading and ">Test call</span>" in heading
+    assert 'id="test-call-note"' in page.text
+    real = await staff.get(f"/calls/{ACME_CALL}")
+    assert real.status_code == 200
+    assert 'id="call-test"' not in real.text and 'id="test-call-note"' not in real.text
+    assert (await staff.get(f"/api/calls/{TEST_CALL}")).json()["is_test"] is True
+    assert (await staff.get(f"/api/calls/{ACME_CALL}")).json()["is_test"] is False
 
 
 async def test_a_test_call_costs_no_telephony(site: Site) -> None:

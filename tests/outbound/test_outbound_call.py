@@ -110,7 +110,9 @@ async def test_a_machine_gets_the_voicemail_after_the_beep(server: Outbound) -> 
     assert await server.twilio.send_amd(call_sid, "machine_end_beep") == 204
 
     update = server.twilio.calls[call_sid].history[-1]
-    assert update["Twiml"].startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Say>')
+    assert update["Twiml"].startswith(
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-US">'
+    )
     assert "Hi Maria, this is Joe from Acme Home Services, following up" in update["Twiml"]
     assert update["Twiml"].endswith("<Hangup /></Response>")
     facts = await server.runtime.calls.call_facts(call_sid)

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from voice_agent.telephony.twiml import connect_stream, dial, say_and_hangup
+from voice_agent.telephony.twiml import connect_stream, dial, say_and_hangup, say_language
 
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
@@ -98,7 +98,32 @@ def test_say_and_hangup() -> None:
     root = parse(say_and_hangup("Sorry, we're closed. Goodbye & thanks."))
     assert [child.tag for child in root] == ["Say", "Hangup"]
     assert root[0].text == "Sorry, we're closed. Goodbye & thanks."
-    assert root[0].attrib == {}
+    # Said as US English unless told otherwise: Twilio reads any text in the locale given.
+    assert root[0].attrib == {"language": "en-US"}
+
+
+def test_say_in_the_agents_language() -> None:
+    root = parse(say_and_hangup("Lo siento, adiós.", language=say_language("es")))
+    assert root[0].attrib == {"language": "es-ES"}
+
+
+@pytest.mark.parametrize(
+    ("code", "locale"),
+    [
+        ("en", "en-US"),
+        ("es", "es-ES"),
+        ("fr", "fr-FR"),
+        ("pt", "pt-BR"),
+        ("no", "nb-NO"),
+        ("ES", "es-ES"),
+        ("es-MX", "es-MX"),  # already a locale: kept
+        ("sw", "en-US"),  # no Twilio locale listed: the default
+        ("", "en-US"),
+        (None, "en-US"),
+    ],
+)
+def test_say_language(code: str | None, locale: str) -> None:
+    assert say_language(code) == locale
 
 
 def test_say_with_voice() -> None:

@@ -25,6 +25,14 @@ from prompts import (
 )
 from prompts.voices import LANGUAGES, PIPELINE_VOICES
 from voice_agent.agents.studio import AgentStudio, validate
+from voice_agent.dashboard.analysis_form import (
+    DERIVATIONS,
+    FIELD_TYPES,
+    analysis_problem,
+    apply_analysis,
+    error_row,
+    form_rows,
+)
 from voice_agent.dashboard.auth import Viewer, dashboard_of, not_found, signed_in
 from voice_agent.dashboard.branding import BrandError, check_color, check_logo_url
 from voice_agent.storage.agents import UnknownAgent
@@ -106,9 +114,10 @@ async def _agent_page(
     tenant: Tenant,
     slug: str,
     status_code: int = 200,
-    error: str | None = None,
+    error: AgentDefinitionError | None = None,
     data: dict[str, Any] | None = None,
     notice: str | None = None,
+    analysis_rows: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> Response:
     studio = studio_of(request)
     agent = await studio.agent(tenant, slug, viewer.user.email)
@@ -132,7 +141,13 @@ async def _agent_page(
         data=shown,
         draft=draft,
         greeting=greeting,
-        error=error,
+        error=_problem(error) if error is not None else None,
+        analysis_error_row=error_row(error),
+        analysis_rows=(
+            analysis_rows
+            if analysis_rows is not None
+            else list(((shown.get("analysis") or {}).get("fields") or {}).items())
+        ),
         notice=notice or request.query_params.get("notice"),
         allowed=allowed_variables(shown),
         versions=await studio.repo.versions(agent),
@@ -147,6 +162,9 @@ async def _agent_page(
         pipeline=studio.book.pipeline,
         tool_names=sorted(TOOL_NAMES),
         sms_tool_names=sorted(SMS_TOOL_NAMES),
+        field_types=FIELD_TYPES,
+        derivations=DERIVATIONS,
+        slots=[s["slot"] for s in shown.get("steps", []) if isinstance(s, dict) and "slot" in s],
     )
 
 
@@ -198,6 +216,7 @@ def apply_form(data: dict[str, Any], form: FormData) -> dict[str, Any]:
     _apply_speech(out, form)
     _apply_turn_taking(out, form)
     _apply_tools(out, form)
+    apply_analysis(out, form)
     faq: list[dict[str, Any]] = []
     index = 0
     while f"faq.{index}.question" in form:
@@ -304,9 +323,15 @@ async def agent_save(request: Request, viewer: Viewer) -> Response:
     form = await request.form()
     data = apply_form((await studio.repo.draft(agent)).data, form)
     try:
+        problem = analysis_problem(form)
+        if problem is not None:
+            raise problem
         await studio.save_draft(agent, data, viewer.user.email)
     except AgentDefinitionError as exc:
-        return await _agent_page(request, viewer, tenant, slug, 400, error=_problem(exc), data=data)
+        rows = form_rows(form) if "analysis" in form else None
+        return await _agent_page(
+            request, viewer, tenant, slug, 400, error=exc, data=data, analysis_rows=rows
+        )
     if form.get("action") == "publish":
         return await _publish(request, viewer, tenant, slug)
     return RedirectResponse(f"/portal/{tenant.slug}/agents/{slug}?notice=Draft+saved", 303)
@@ -318,7 +343,7 @@ async def _publish(request: Request, viewer: Viewer, tenant: Tenant, slug: str) 
     try:
         result = await studio.publish(tenant, agent, viewer.user.email, viewer.user.is_admin)
     except AgentDefinitionError as exc:
-        return await _agent_page(request, viewer, tenant, slug, 400, error=_problem(exc))
+        return await _agent_page(request, viewer, tenant, slug, 400, error=exc)
     notice = (
         f"Published+version+{result.version}" if result.version is not None else "Sent+for+approval"
     )

@@ -46,6 +46,7 @@ def _call_json(view: CallView) -> dict[str, Any]:
         answered_by=view.answered_by,
         duration_s=view.duration_s,
         has_recording=bool(view.recording_path),
+        is_test=view.is_test,
         timeline=[
             {"seq": t.seq, "role": t.role, "offset_s": t.offset_s, "end_s": t.end_s}
             for t in timeline(view.call)

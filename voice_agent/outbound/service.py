@@ -321,7 +321,9 @@ class OutboundService:
             if message is None:
                 await self._rest.hangup(call_sid)
             else:
-                await self._rest.update_twiml(call_sid, twiml.say_and_hangup(message[0]))
+                text, agent = message
+                document = twiml.say_and_hangup(text, language=twiml.say_language(agent.language))
+                await self._rest.update_twiml(call_sid, document)
         except TwilioRestError as exc:
             log.error("call %s: cannot act on AMD verdict %s: %s", call_sid, answered_by, exc)
             return False

@@ -29,6 +29,8 @@ class CallView:
     duration_s: float | None
     price: float | None
     price_unit: str | None
+    #: A browser test of an agent (the portal's "talk to this agent"): no telephony.
+    is_test: bool = False
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -81,6 +83,7 @@ class CallViews:
                         calls.c.duration_s,
                         calls.c.price,
                         calls.c.price_unit,
+                        calls.c.is_test,
                     ).where(calls.c.id == call.id)
                 )
             ).one()
@@ -95,6 +98,7 @@ class CallViews:
             duration_s=duration,
             price=row.price,
             price_unit=row.price_unit,
+            is_test=bool(row.is_test),
         )
 
     async def in_progress(self, tenant: str | None, now: datetime | None = None) -> list[str]:

@@ -7,10 +7,40 @@ from urllib.parse import urlsplit
 
 from twilio.twiml.voice_response import VoiceResponse
 
-__all__ = ["MAX_PARAMETER_CHARS", "connect_stream", "dial", "hangup", "say_and_hangup"]
+__all__ = [
+    "DEFAULT_SAY_LANGUAGE",
+    "MAX_PARAMETER_CHARS",
+    "connect_stream",
+    "dial",
+    "hangup",
+    "say_and_hangup",
+    "say_language",
+]
 
 # Twilio: name + value of each <Parameter> must stay under 500 characters (§1.1).
 MAX_PARAMETER_CHARS = 499
+#: What <Say> speaks when the agent's language is unknown or not in SAY_LOCALES.
+DEFAULT_SAY_LANGUAGE = "en-US"
+#: An agent's ISO 639-1 language -> the locale Twilio's <Say> is told. A bare code is
+#: not enough: <Say> wants a locale, and without one it reads any text as US English.
+#: Listed: the locales of Twilio's built-in voices; other languages get the default.
+SAY_LOCALES: dict[str, str] = {
+    "en": "en-US", "es": "es-ES", "fr": "fr-FR", "de": "de-DE", "it": "it-IT",
+    "pt": "pt-BR", "nl": "nl-NL", "pl": "pl-PL", "ru": "ru-RU", "sv": "sv-SE",
+    "da": "da-DK", "no": "nb-NO", "fi": "fi-FI", "ja": "ja-JP", "ko": "ko-KR",
+    "zh": "zh-CN", "ca": "ca-ES",
+}  # fmt: skip
+
+
+def say_language(code: str | None) -> str:
+    """The <Say> locale for an agent's language code ("es" -> "es-ES"); a code that
+    already names a locale ("es-MX") is kept."""
+    if not code:
+        return DEFAULT_SAY_LANGUAGE
+    code = code.strip()
+    if "-" in code:
+        return code
+    return SAY_LOCALES.get(code.lower(), DEFAULT_SAY_LANGUAGE)
 
 
 def connect_stream(
@@ -45,8 +75,11 @@ def connect_stream(
     return response.to_xml()
 
 
-def say_and_hangup(text: str, *, voice: str | None = None, language: str | None = None) -> str:
-    """Speak ``text`` with Twilio's own TTS, then end the call."""
+def say_and_hangup(
+    text: str, *, voice: str | None = None, language: str = DEFAULT_SAY_LANGUAGE
+) -> str:
+    """Speak ``text`` with Twilio's own TTS, then end the call. ``language`` is a <Say>
+    locale (see say_language)."""
     response = VoiceResponse()
     response.say(text, voice=voice, language=language)
     response.hangup()

@@ -14,6 +14,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from voice_agent.telephony.rest import TwilioRest, TwilioRestError
 from voice_agent.telephony.tokens import CallTokenStore
+from voice_agent.telephony.twiml import DEFAULT_SAY_LANGUAGE
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,22 @@ def cold_dial(number: str, *, action_url: str, ring_s: int) -> str:
     return response.to_xml()
 
 
-def whisper(summary: str) -> str:
+def whisper(summary: str, language: str = DEFAULT_SAY_LANGUAGE) -> str:
+    """What the person taking the call hears; ``language`` is a <Say> locale (the caller's
+    words in the summary are in the agent's language)."""
     response = VoiceResponse()
-    response.say(summary)
+    response.say(summary, language=language)
     return response.to_xml()
 
 
 def after_dial(
-    dial_status: str, stage: str, number: str, apology: str, action_url: str, ring_s: int
+    dial_status: str,
+    stage: str,
+    number: str,
+    apology: str,
+    action_url: str,
+    ring_s: int,
+    language: str = DEFAULT_SAY_LANGUAGE,
 ) -> str:
     """TwiML for the ``<Dial action>`` callback: done, a cold retry, or an apology."""
     if dial_status not in UNANSWERED:
@@ -59,7 +68,7 @@ def after_dial(
     if stage == "warm" and number:
         return cold_dial(number, action_url=action_url, ring_s=ring_s)
     response = VoiceResponse()
-    response.say(apology)
+    response.say(apology, language=language)
     response.hangup()
     return response.to_xml()
 
@@ -82,7 +91,13 @@ class WarmTransfer:
         return _url(self._base, TRANSFER_PATH, **params)
 
     async def transfer(
-        self, call_sid: str, number: str, summary: str, agent: str, tenant: str = ""
+        self,
+        call_sid: str,
+        number: str,
+        summary: str,
+        agent: str,
+        tenant: str = "",
+        language: str = "en",
     ) -> bool:
         """True when Twilio took the new TwiML; False leaves the call to the caller's hangup."""
         if self._rest is None:
@@ -90,7 +105,12 @@ class WarmTransfer:
             return False
         # The summary stays on our side: the whisper URL carries only a single-use token.
         token = await self._tokens.issue(
-            {"summary": summary[:_MAX_SUMMARY], "call_sid": call_sid}, ttl_s=_SUMMARY_TTL_S
+            {
+                "summary": summary[:_MAX_SUMMARY],
+                "call_sid": call_sid,
+                "language": language,
+            },
+            ttl_s=_SUMMARY_TTL_S,
         )
         document = warm_dial(
             number,
