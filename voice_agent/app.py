@@ -106,6 +106,7 @@ def create_app(
             is_live=runtime.live_calls.__contains__,
             claims=runtime.stream_claims,
             on_hangup=runtime.resume.mark_ended if runtime.resume is not None else None,
+            held_elsewhere=runtime.control.held_elsewhere if runtime.control else None,
         )
         # The portal's browser tester (#13): the same Media Streams endpoint on its own
         # path. No Twilio signature (the session cookie, checked by talk_socket, and the

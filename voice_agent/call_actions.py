@@ -55,6 +55,12 @@ def register_actions(control: CallControl, phrases: PhraseCache) -> None:
             return {"ok": False, "error": "the call takes no text now"}
         return {"ok": True}
 
+    async def holding(tap: Any, args: dict[str, Any]) -> Ack:
+        # Answered only by the worker whose session has the call's stream: a resumed
+        # stream elsewhere is then a replay, as Twilio resumes only a stream that ended.
+        return {"ok": True}
+
+    control.register("holding", holding)
     control.register("hangup", hangup)
     control.register("sms", text)
     control.register("transfer", transfer)

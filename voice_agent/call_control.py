@@ -30,6 +30,9 @@ _ACK_KEY = "voice_agent:call_control:ack:"
 _ACK_TTL_S = 30
 _RECONNECT_S = 1.0
 DEFAULT_TIMEOUT_S = 3.0
+#: A live worker acknowledges in a few ms (one publish, one list push); this is what a
+#: resume after a worker's death adds to the caller's silence.
+HOLDER_PROBE_S = 0.25
 
 Ack = dict[str, Any]
 #: (the call's tap, the command's arguments) -> what the acknowledgement says.
@@ -87,6 +90,14 @@ class CallControl:
             log.info("call %s: no worker acknowledged %s in %g s", call_sid, action, timeout_s)
             return None
         return orjson.loads(reply[1])
+
+    async def held_elsewhere(self, call_sid: str) -> bool:
+        """True when another worker's session has the call's stream (it answered within
+        HOLDER_PROBE_S). A dead worker never answers: it is waited for that long."""
+        if self._redis is None:
+            return False
+        ack = await self.send(call_sid, "holding", timeout_s=HOLDER_PROBE_S)
+        return bool(ack and ack.get("ok"))
 
     async def notify(self, call_sid: str, action: str, **args: Any) -> None:
         """``send`` without waiting for anyone: for news the holder may act on (a status

@@ -36,8 +36,10 @@ async def _watch(
     client: httpx.AsyncClient,
     events: list[dict[str, Any]],
     opened: asyncio.Event,
+    ended: asyncio.Event,
     params: dict[str, str] | None = None,
 ) -> None:
+    """Collect the stream's events until cancelled; `ended` is set at each call's end."""
     async with client.stream("GET", "/api/live/events", params=params) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -46,7 +48,18 @@ async def _watch(
             if line.startswith("data: "):
                 events.append(orjson.loads(line[6:]))
                 if events[-1]["type"] == "call_ended":
-                    return
+                    ended.set()
+
+
+async def _until_ended(
+    events: list[dict[str, Any]], ended: asyncio.Event, call_sid: str, within_s: float
+) -> None:
+    """Until the call's own end arrives: the Redis channel is the machine's, so another
+    test's calls may end in between."""
+    async with asyncio.timeout(within_s):
+        while not any(e["type"] == "call_ended" and e["call_sid"] == call_sid for e in events):
+            ended.clear()
+            await ended.wait()
 
 
 async def _call_watched(
@@ -62,18 +75,22 @@ async def _call_watched(
         seen: list[dict[str, Any]] = []
         not_mine: list[dict[str, Any]] = []
         opened = [asyncio.Event(), asyncio.Event()]
+        ended = asyncio.Event()
         watchers = [
-            asyncio.create_task(_watch(mine, seen, opened[0])),
-            asyncio.create_task(_watch(other, not_mine, opened[1])),
+            asyncio.create_task(_watch(mine, seen, opened[0], ended)),
+            asyncio.create_task(_watch(other, not_mine, opened[1], asyncio.Event())),
         ]
         for event in opened:
             await asyncio.wait_for(event.wait(), 10)
         result = await place_call(
             call_server.public_base_url, script(), auth_token=TWILIO_TOKEN, hangup_wait_s=3
         )
-        await asyncio.wait_for(watchers[0], 15)
-        watchers[1].cancel()
-        await asyncio.gather(watchers[1], return_exceptions=True)
+        try:
+            await _until_ended(seen, ended, result.call_sid, 15)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
     return result, seen, not_mine
 
 
@@ -130,9 +147,12 @@ async def test_a_calls_page_stream_carries_that_call_only(
         this_one: list[dict[str, Any]] = []
         another: list[dict[str, Any]] = []
         opened = [asyncio.Event(), asyncio.Event()]
+        ended = asyncio.Event()
         watchers = [
-            asyncio.create_task(_watch(http, this_one, opened[0], {"call_sid": call_sid})),
-            asyncio.create_task(_watch(http, another, opened[1], {"call_sid": elsewhere})),
+            asyncio.create_task(_watch(http, this_one, opened[0], ended, {"call_sid": call_sid})),
+            asyncio.create_task(
+                _watch(http, another, opened[1], asyncio.Event(), {"call_sid": elsewhere})
+            ),
         ]
         for event in opened:
             await asyncio.wait_for(event.wait(), 10)
@@ -143,9 +163,12 @@ async def test_a_calls_page_stream_carries_that_call_only(
             hangup_wait_s=3,
             call_sid=call_sid,
         )
-        await asyncio.wait_for(watchers[0], 15)
-        watchers[1].cancel()
-        await asyncio.gather(watchers[1], return_exceptions=True)
+        try:
+            await _until_ended(this_one, ended, call_sid, 15)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
     assert result.error is None, result.error
     assert {e["call_sid"] for e in this_one} == {call_sid}
     assert [this_one[0]["type"], this_one[-1]["type"]] == ["call_started", "call_ended"]

@@ -212,3 +212,46 @@ async def recording_spans_both_parts(server: ServerProcess, call_sid: str, call)
     assert caller[split:].max() > 1000, "the resumed part's caller audio is missing"
     leftovers = list(Path(path).parent.glob(f"{call_sid}*.partial"))
     assert leftovers == [], leftovers
+
+
+async def test_a_replayed_resume_cannot_take_a_live_call(
+    servers: Callable[..., ServerProcess],
+    utterances: dict[str, Utterance],
+    standin: StandinOpenAI,
+) -> None:
+    """Someone who captured Twilio's signed request to /twilio/resume replays it while
+    the call is up on A (the replay reaching B): B's answer carries a fresh token, but
+    the stream it opens is refused, since A answers that its session holds the call; the
+    caller's call goes on on A."""
+    a = servers(redis_url=REDIS)
+    public = a.env["PUBLIC_BASE_URL"]
+    b = servers(redis_url=REDIS, public_base_url=public)
+    await asyncio.gather(a.ready(), b.ready())
+    call_sid = new_call_sid()
+    first = parse(
+        (await post_form(a.base_url, public, "/twilio/voice", voice_params(call_sid))).text
+    )
+    assert first.token and first.redirect
+    line = await connect(a, public, call_sid, first.token)
+    await wait_for(lambda: line.agent_quiet and len(line.agent_audio) > 4000, 15, "greeting")
+
+    replayed = await follow_redirect(b, public, first.redirect, call_sid)
+    assert replayed.token
+    intruder = await connect(b, public, call_sid, replayed.token)
+    await asyncio.wait_for(intruder.closed.wait(), 5)
+    await intruder.aclose()
+    assert intruder.close_code == 1008  # policy violation
+    assert not intruder.agent_media
+
+    # A still has the call, and the caller is still answered there.
+    before = len(standin.recorded("chat"))
+    await line.turn(utterances["need"].audio)
+    chats = standin.recorded("chat")[before:]
+    assert chats and not line.closed.is_set()
+    said = [m.get("content") for m in chats[-1].body["messages"] if m.get("role") == "user"]
+    assert said == [utterances["need"].text]
+    await line.hang_up()
+    await wait_for_end(a, call_sid)
+    call = await stored_call(a.env["DATABASE_URL"], call_sid)
+    assert RESUME_PHRASE not in [t.text for t in call.turns]
+    assert call.end_reason == "caller-hangup"

@@ -199,8 +199,10 @@ class MediaStreamEndpoint:
         is_live: Callable[[str], bool] | None = None,
         on_hangup: Callable[[str], Awaitable[None]] | None = None,
         claims: StreamClaims | None = None,
+        held_elsewhere: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._on_hangup = on_hangup
+        self._held_elsewhere = held_elsewhere
         self._claims = claims
         self._path = path
         self._tokens = tokens
@@ -289,6 +291,20 @@ class MediaStreamEndpoint:
             return None
         # The same, across workers: the replay may reach another one than the call's.
         resumed = data.get("resume", "") != ""
+        if (
+            resumed
+            and self._held_elsewhere is not None
+            and await self._held_elsewhere(start.call_sid)
+        ):
+            # A resume takes the claim over, so it must not reach a call whose stream is
+            # still up: that is a replayed /twilio/resume, not Twilio after a drop.
+            log.warning(
+                "media stream for call %s refused: resumed while its stream is up on"
+                " another worker",
+                start.call_sid,
+            )
+            await websocket.close(code=_POLICY_VIOLATION)
+            return None
         if self._claims is not None and not await self._claims.claim(
             start.call_sid, take_over=resumed
         ):
