@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -80,6 +81,9 @@ from voice_agent.telephony.tokens import (
     RedisTokenStore,
 )
 from voice_agent.telephony.warm_transfer import WarmTransfer
+
+if TYPE_CHECKING:
+    from voice_agent.conversation.realtime_session import RealtimeCallSession
 
 log = logging.getLogger(__name__)
 
@@ -228,17 +232,20 @@ class Runtime:
         )
         if data.get("suspended"):  # the tenant is suspended (#14): a notice, no agent
             return tap.bind(SuspendedNotice(call, agent, self.phrases, tap))
+        session: CallSession | RealtimeCallSession
         if self.pipeline.realtime is not None:
-            return tap.bind(self._realtime_session(call, agent, phrases, tap))  # type: ignore[arg-type]
-        session = CallSession(
-            call=call,
-            agent=agent,
-            pipeline=self.pipeline,
-            phrases=phrases,  # type: ignore[arg-type]
-            transport=tap,
-            sink=tap,
-            config=_with_tenant_limit(self.session_config, data),
-        )
+            session = self._realtime_session(call, agent, phrases, tap)  # type: ignore[arg-type]
+        else:
+            session = CallSession(
+                call=call,
+                agent=agent,
+                pipeline=self.pipeline,
+                phrases=phrases,  # type: ignore[arg-type]
+                transport=tap,
+                sink=tap,
+                config=_with_tenant_limit(self.session_config, data),
+            )
+        # Either pipeline's session goes on from the stored turns the same way.
         if resumed:
             assert self.resume is not None
             history, last_seq, started_at = await self.resume.history(start.call_sid)
@@ -247,7 +254,7 @@ class Runtime:
 
     def _realtime_session(
         self, call: CallInfo, agent: AgentDefinition, phrases: PhraseCache, tap: CallTap
-    ) -> StreamHandler:
+    ) -> RealtimeCallSession:
         from voice_agent.conversation.realtime_session import (
             RealtimeCallSession,
             RealtimeSessionConfig,

@@ -32,6 +32,7 @@ from voice_agent.conversation.ports import (
     TurnLatency,
     UsageEvent,
 )
+from voice_agent.conversation.resumption import Resumable
 from voice_agent.conversation.session import APOLOGY, CONNECTING, TEXT_PREFIX
 from voice_agent.conversation.speaker import Speaker
 from voice_agent.conversation.tool_dispatch import combine, dispatch_tool
@@ -115,7 +116,7 @@ class _Turn:
         )
 
 
-class RealtimeCallSession:
+class RealtimeCallSession(Resumable):
     """The StreamHandler for a call on the realtime pipeline (see CallSession for the
     cascade). States: listening, thinking (a response under way, nothing audible),
     speaking (its audio queued at Twilio), ended."""
@@ -165,7 +166,10 @@ class RealtimeCallSession:
         self._ended = False
         self._ending = False  # the agent decided to end: nothing more from the model
         self._end_reason: str | None = None
+        #: What we say first ourselves (the greeting, or a resumed call's apology), and how
+        #: much history there was before it (the stored turns of a resumed call).
         self._greeting_text = ""
+        self._history_before_greeting = 0
         self._caller_onset_wall = 0.0
 
     # --- state ---------------------------------------------------------------------------
@@ -192,9 +196,9 @@ class RealtimeCallSession:
 
     async def start(self, started_at: float | None = None) -> None:
         started_at = time.perf_counter() if started_at is None else started_at
-        self._sink.call_started(self.call, datetime.now(UTC))
-        greeting = self._agent.greeting_for(self.call.variables)
-        self._greeting_text = self._agent.render_speech(greeting, self.call.variables)
+        self._greeting_text, started = self._opening()
+        self._sink.call_started(self.call, started)
+        self._history_before_greeting = len(self._history)
         self._play_phrase(self._greeting_text, started_at=started_at)
         self._runner = self._spawn(self._run())
 
@@ -261,9 +265,10 @@ class RealtimeCallSession:
             for m in self._history
             if m.role in ("user", "assistant") and m.content
         ]
-        if not self._history and self._greeting_text:
-            # We speak the greeting ourselves; the model must know it was said.
-            seed = [SeedItem("assistant", self._greeting_text)]
+        if len(self._history) == self._history_before_greeting and self._greeting_text:
+            # We speak the greeting (or apology) ourselves, and it joins the history only
+            # once heard; the model, connected meanwhile, must know it was said.
+            seed.append(SeedItem("assistant", self._greeting_text))
         return RealtimeConfig(
             instructions=self._agent.render(self._agent.system_prompt, self.call.variables)
             + language_instruction(self._agent.language),

@@ -28,6 +28,7 @@ from voice_agent.conversation.ports import (
     TurnLatency,
     UsageEvent,
 )
+from voice_agent.conversation.resumption import Resumable
 from voice_agent.conversation.sentences import SentenceSplitter
 from voice_agent.conversation.speaker import Speaker
 from voice_agent.conversation.tool_dispatch import combine, dispatch_tool
@@ -120,7 +121,7 @@ class _Timing:
         )
 
 
-class CallSession:
+class CallSession(Resumable):
     """States: listening (no reply running), thinking (reply running, nothing audible),
     speaking (reply audio queued at Twilio and not yet heard), ended.
 
@@ -197,8 +198,6 @@ class CallSession:
         self._ended = False
         #: Set once we are saying goodbye on our own initiative: caller speech is not answered.
         self._closing = False
-        self._resume_phrase: str | None = None
-        self._resumed_started: datetime | None = None
         #: The context of whoever made the session (the call's socket task, which names the
         #: call for the logs): the reply tasks run in a copy of it, though most are started
         #: from frame callbacks outside that task.
@@ -234,24 +233,11 @@ class CallSession:
 
     # --- events in -----------------------------------------------------------------------
 
-    def resume_from(
-        self, history: list[ChatMessage], last_seq: int, phrase: str, started: datetime | None
-    ) -> None:
-        """Before start: the call goes on from a stream that dropped (its worker died). The
-        stored turns are the history, the turn numbers follow theirs, and ``phrase`` (a
-        short apology) is said instead of the greeting."""
-        self._history = list(history)
-        self._seq = last_seq
-        self._resume_phrase = phrase
-        self._resumed_started = started
-
     async def start(self, started_at: float | None = None) -> None:
         """Greet at once: the greeting is cached audio, so nothing waits on a provider."""
         started_at = time.perf_counter() if started_at is None else started_at
-        # A resumed call keeps the start it was stored with.
-        self._sink.call_started(self.call, self._resumed_started or datetime.now(UTC))
-        greeting = self._agent.greeting_for(self.call.variables)
-        text = self._resume_phrase or self._agent.render_speech(greeting, self.call.variables)
+        text, started = self._opening()
+        self._sink.call_started(self.call, started)
         self._task = self._spawn(self._greet(text, started_at))
         config = self._config
         if config.media_timeout_s > 0 or config.max_call_s > 0:
