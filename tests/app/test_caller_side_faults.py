@@ -135,7 +135,8 @@ async def test_the_tenants_maximum_call_length_is_warned_of_then_enforced(
         took = time.monotonic() - started
         stored = await _stored(runtime, stream.call_sid)
         assert not _session_tasks()
-    assert 3.0 <= took <= 5.0, took
+    # The server counts from the `start` it received, a moment before `started` here.
+    assert 2.95 <= took <= 5.0, took
     assert stored.end_reason == "max-duration"
     agent = [t.text for t in stored.turns if t.role == "agent"]
     assert agent[1:] == [TIME_WARNING, TIME_UP]
